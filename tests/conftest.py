@@ -1,0 +1,47 @@
+"""Shared fixtures: every device present, tiny seeds, and the gpu marker."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from course_lib.device import available_devices
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Two xdist workers share two cores: one thread each avoids oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+DEVICES = available_devices()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Parametrises a test over cpu and, where present, cuda and mps."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is present on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def tolerance(dtype: torch.dtype) -> dict:
+    """atol/rtol that fit the precision of ``dtype``."""
+    return {
+        torch.float64: dict(atol=1e-10, rtol=1e-8),
+        torch.float32: dict(atol=1e-5, rtol=1e-4),
+        torch.bfloat16: dict(atol=2e-2, rtol=2e-2),
+        torch.float16: dict(atol=2e-3, rtol=2e-3),
+    }[dtype]

@@ -1,0 +1,98 @@
+"""A key/value cache for incremental (token-by-token) decoding.
+
+Shape legend
+    b  batch        g  key/value heads      s  cached positions (up to max_len)
+    t  new positions written by one call     d  head dimension
+
+When a decoder generates token ``n``, its self-attention needs the keys and values of
+tokens ``0..n``. Those of ``0..n-1`` were already computed at earlier steps, so we keep
+them here instead of recomputing the whole prefix each step: a step then costs O(n)
+rather than O(n^2). The buffers are allocated once, at full size, so that decoding
+never reallocates memory (Pope et al., 2022, "Efficiently Scaling Transformer Inference").
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class KVCache(nn.Module):
+    """Preallocated keys and values ``(b, g, max_len, d)`` for one attention layer.
+
+    Args:
+        batch_size: ``b``, the number of sequences decoded together.
+        num_kv_heads: ``g``, the key/value heads of the layer (fewer than the query heads
+            under grouped-query attention, which is what makes GQA's cache small).
+        max_len: the most positions the cache can hold (prompt plus generated tokens).
+        head_dim: ``d``.
+        dtype, device: where and in which precision the buffers live. They are explicit
+            because a cache is built before the first token arrives, and a silent cast on
+            every ``update`` would hide a precision mismatch.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+    ):
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("num_kv_heads", num_kv_heads),
+                            ("max_len", max_len), ("head_dim", head_dim)):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.max_len = max_len
+        shape = (batch_size, num_kv_heads, max_len, head_dim)
+        # Not persistent: a cache is working memory for one generation, not model state.
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self._length = 0
+
+    @property
+    def length(self) -> int:
+        """How many positions are filled; the next ``update`` writes from here."""
+        return self._length
+
+    def reset(self) -> None:
+        """Forget every cached position (start a new generation with the same buffers)."""
+        self._length = 0
+        # Zeroing is not needed for correctness (reads stop at ``length``) but makes stale
+        # values from a previous generation impossible to see by accident.
+        self.k_cache.zero_()
+        self.v_cache.zero_()
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``k, v (b, g, t, d)`` and return all keys and values so far.
+
+        Returns:
+            ``(k_all, v_all)``, each ``(b, g, length, d)``: views into the buffers,
+            so no copy of the prefix is made.
+        """
+        expected = (self.k_cache.shape[0], self.k_cache.shape[1], self.k_cache.shape[3])
+        for name, x in (("k", k), ("v", v)):
+            if x.dim() != 4 or (x.shape[0], x.shape[1], x.shape[3]) != expected:
+                raise ValueError(
+                    f"{name} must have shape (b, g, t, d) = ({expected[0]}, {expected[1]}, t, {expected[2]}) "
+                    f"to fit the cache {tuple(self.k_cache.shape)}, got {tuple(x.shape)}"
+                )
+            if x.dtype != self.k_cache.dtype:
+                raise ValueError(f"{name} has dtype {x.dtype} but the cache holds {self.k_cache.dtype}")
+        if k.shape[2] != v.shape[2]:
+            raise ValueError(f"k and v must add the same number of positions: k {tuple(k.shape)}, v {tuple(v.shape)}")
+        start, end = self._length, self._length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(
+                f"KVCache overflow: {start} cached + {k.shape[2]} new positions (k {tuple(k.shape)}) "
+                f"exceed max_len={self.max_len}; build a larger cache or call reset()"
+            )
+        self.k_cache[:, :, start:end] = k
+        self.v_cache[:, :, start:end] = v
+        self._length = end
+        return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
+
+    def extra_repr(self) -> str:
+        b, g, s, d = self.k_cache.shape
+        return f"batch_size={b}, num_kv_heads={g}, max_len={s}, head_dim={d}, dtype={self.k_cache.dtype}"

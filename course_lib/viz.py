@@ -1,0 +1,25 @@
+"""Small plotting helpers the book uses, so every chapter draws figures the same way."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, cmap="viridis"):
+    """Heat-map of one attention matrix ``(t, s)``: rows are queries, columns keys."""
+    w = np.asarray(weights.detach().float().cpu() if hasattr(weights, "detach") else weights)
+    if w.ndim != 2:
+        raise ValueError(f"plot_attention needs a (t, s) matrix, got shape {w.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 2, 0.45 * w.shape[0] + 1.5))
+    im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(float(w.max()), 1e-9))
+    ax.set_xlabel("key position (attended to)")
+    ax.set_ylabel("query position")
+    if x_labels is not None:
+        ax.set_xticks(range(len(x_labels)), x_labels, rotation=90)
+    if y_labels is not None:
+        ax.set_yticks(range(len(y_labels)), y_labels)
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax

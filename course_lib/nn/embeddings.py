@@ -56,7 +56,9 @@ class TokenEmbedding(nn.Module):
         if ids.dim() != 2:
             raise ValueError(f"ids must have shape (b, t), got {tuple(ids.shape)}")
         if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.is_complex():
-            raise ValueError(f"ids must be an integer tensor, got dtype {ids.dtype} with shape {tuple(ids.shape)}")
+            raise ValueError(
+                f"ids must be an integer tensor, got dtype {ids.dtype} with shape {tuple(ids.shape)}"
+            )
         # F.embedding's padding_idx keeps that row's gradient at zero.
         x = F.embedding(ids, self.weight, padding_idx=self.padding_idx)  # b t e
         return x * math.sqrt(self.embed_dim) if self.scale else x
@@ -113,6 +115,7 @@ class PatchEmbedding(nn.Module):
         """``images (b c H W)`` -> ``(b n e)``."""
         expected = (self.in_channels, *self.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must have shape (b, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
+            expected_str = ", ".join(map(str, expected))
+            raise ValueError(f"images must have shape (b, {expected_str}), got {tuple(images.shape)}")
         x = self.proj(images)  # b e gh gw
         return rearrange(x, "b e gh gw -> b (gh gw) e")

@@ -98,6 +98,11 @@ class MultiHeadAttention(nn.Module):
     def _check_inputs(self, x: Tensor, context: Tensor | None, kv_cache: KVCache | None) -> None:
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"x must have shape (b, t, embed_dim={self.embed_dim}), got {tuple(x.shape)}")
+        if context is None and self.kv_dim != self.embed_dim:
+            raise ValueError(
+                f"self-attention needs kv_dim == embed_dim (keys come from x), got kv_dim={self.kv_dim}, "
+                f"embed_dim={self.embed_dim}; pass a context (b, s, {self.kv_dim}) for cross-attention"
+            )
         if context is not None:
             if context.dim() != 3 or context.shape[-1] != self.kv_dim:
                 raise ValueError(

@@ -114,7 +114,8 @@ class LearnedPositionalEmbedding(nn.Module):
             return x + self.weight[offset : offset + x.shape[1]].to(x.dtype)  # (t e) broadcasts over b
         if offset != 0:
             raise ValueError(f"pass either offset or positions, not both (offset={offset})")
-        if tuple(positions.shape) != tuple(x.shape[:2]) or positions.dtype.is_floating_point:
+        integer = not (positions.dtype.is_floating_point or positions.dtype == torch.bool)
+        if tuple(positions.shape) != tuple(x.shape[:2]) or not integer:
             raise ValueError(
                 f"positions must be an integer tensor of shape (b, t) = {tuple(x.shape[:2])}, "
                 f"got {tuple(positions.shape)} with dtype {positions.dtype}"
@@ -199,7 +200,9 @@ class RotaryEmbedding(nn.Module):
     def forward(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
         for name, x in (("q", q), ("k", k)):
             if x.dim() != 4 or x.shape[-1] != self.head_dim:
-                raise ValueError(f"{name} must have shape (b, heads, t, {self.head_dim}), got {tuple(x.shape)}")
+                raise ValueError(
+                    f"{name} must have shape (b, heads, t, {self.head_dim}), got {tuple(x.shape)}"
+                )
         if q.shape[-2] != k.shape[-2]:
             raise ValueError(
                 f"q and k must cover the same positions: q {tuple(q.shape)}, k {tuple(k.shape)}; "

@@ -162,15 +162,20 @@ class _Recurrent(nn.Module):
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size  # layer l reads layer l-1's outputs
             # Flat names like torch.nn.LSTM's (weight_ih_l0, ...), so its state dict loads as is.
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(k * hidden_size, layer_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(k * hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(k * hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(k * hidden_size)))
+            shapes = {
+                "weight_ih": (k * hidden_size, layer_in),
+                "weight_hh": (k * hidden_size, hidden_size),
+                "bias_ih": (k * hidden_size,),
+                "bias_hh": (k * hidden_size,),
+            }
+            for name, shape in shapes.items():
+                self.register_parameter(f"{name}_l{layer}", nn.Parameter(torch.empty(shape)))
         _init_uniform(self, hidden_size)
 
     def layer_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer."""
-        return tuple(getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return tuple(getattr(self, f"{name}_l{layer}") for name in names)
 
     def _step(self, xw: Tensor, state: tuple[Tensor, ...], weight_hh: Tensor, bias_hh: Tensor):
         raise NotImplementedError
@@ -207,8 +212,10 @@ class _Recurrent(nn.Module):
             xw = F.linear(layer_input, weight_ih, bias_ih)  # b t k*hdim
             layer_state = tuple(s[layer] for s in initial)  # each b hdim
             outputs = []
-            for step in range(x.shape[1]):
-                layer_state = self._step(xw[:, step], layer_state, weight_hh, bias_hh)
+            # unbind, not xw[:, step]: each indexing op's backward would write a full-size
+            # zero gradient, making the backward pass quadratic in t.
+            for xw_step in xw.unbind(dim=1):
+                layer_state = self._step(xw_step, layer_state, weight_hh, bias_hh)
                 outputs.append(layer_state[0])
             layer_input = torch.stack(outputs, dim=1)  # b t hdim
             final.append(layer_state)

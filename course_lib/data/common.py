@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 SPLITS = ("train", "val")
 IGNORE_INDEX = -100
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>", "<sep>")
+_MAX_TRIES_PER_EXAMPLE = 1000  # how hard draw_split looks for examples of one split
 
 
 def check_split(split: str) -> str:
@@ -59,6 +60,25 @@ def in_validation(key: object, val_fraction: float) -> bool:
     return zlib.crc32(repr(key).encode("utf-8")) % 10_000 < int(val_fraction * 10_000)
 
 
+def draw_split(split: str, seed: int, num_examples: int, val_fraction: float, draw: Callable) -> list:
+    """Call ``draw(rng)`` until ``num_examples`` examples that belong to ``split`` are found.
+
+    ``draw`` returns a hashable example, or None for a failed try. Membership comes from
+    ``in_validation``; the seed only decides which examples are drawn.
+    """
+    check_split(split)
+    rng = split_rng(seed, split)
+    examples = []
+    for _ in range(num_examples * _MAX_TRIES_PER_EXAMPLE):
+        example = draw(rng)
+        if example is not None and in_validation(example, val_fraction) == (split == "val"):
+            examples.append(example)
+            if len(examples) == num_examples:
+                return examples
+    raise ValueError(f"could not draw {num_examples} {split} examples: the task has too few "
+                     "distinct examples; use longer sequences or more symbols")
+
+
 class Vocab:
     """A fixed symbol table: the special tokens first, then ``symbols`` in the order given.
 
@@ -85,11 +105,25 @@ class Vocab:
             raise ValueError(f"this vocabulary has no {token} token; its specials are {self.specials}")
         return self.stoi[token]
 
-    pad_id = property(lambda self: self._special_id("<pad>"))
-    bos_id = property(lambda self: self._special_id("<bos>"))
-    eos_id = property(lambda self: self._special_id("<eos>"))
-    unk_id = property(lambda self: self._special_id("<unk>"))
-    sep_id = property(lambda self: self._special_id("<sep>"))
+    @property
+    def pad_id(self) -> int:
+        return self._special_id("<pad>")
+
+    @property
+    def bos_id(self) -> int:
+        return self._special_id("<bos>")
+
+    @property
+    def eos_id(self) -> int:
+        return self._special_id("<eos>")
+
+    @property
+    def unk_id(self) -> int:
+        return self._special_id("<unk>")
+
+    @property
+    def sep_id(self) -> int:
+        return self._special_id("<sep>")
 
     def encode(self, symbols: Iterable[str]) -> list[int]:
         symbols = list(symbols)

@@ -1,0 +1,64 @@
+"""``course bench``: run the ratio benchmarks in ``benchmarks/bench_*.py``.
+
+Each benchmark module has ``NAME``, ``run(quick, device) -> dict`` and ``plot(result, path)``.
+Results land in ``benchmarks/results/<name>.json`` with a Markdown table and a PNG plot,
+which the efficiency chapter loads.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import torch
+
+from .bench import write_results
+from .device import pick_device
+
+
+def discover(bench_dir: Path) -> dict[str, Path]:
+    found = {}
+    for path in sorted(Path(bench_dir).glob("bench_*.py")):
+        found[path.stem.removeprefix("bench_")] = path
+    return found
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"course_bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: str | None) -> list[Path]:
+    available = discover(bench_dir)
+    if not available:
+        raise ValueError(f"no benchmarks (bench_*.py) found in {bench_dir}")
+    names = names or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; known: {sorted(available)}")
+    dev = pick_device(device)
+    written = []
+    for name in names:
+        module = _load(available[name])
+        if not hasattr(module, "run"):
+            continue  # a helper script, not a ratio benchmark
+        start = time.perf_counter()
+        print(f"[bench] {name} on {dev} ({'quick' if quick else 'full'}) ...", flush=True)
+        result = module.run(quick=quick, device=dev)
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        if result.get("skipped"):
+            print(f"[bench] {name}: skipped ({result['skipped']})", flush=True)
+            continue
+        result["quick"] = quick
+        path = write_results(f"{name}_{dev.type}" if dev.type != "cpu" else name, result, out_dir)
+        if hasattr(module, "plot"):
+            module.plot(result, path.with_suffix(".png"))
+        for goal in result.get("goals", []):
+            print(f"[bench] {name}: {goal}")
+        print(f"[bench] {name}: {result['seconds']} s -> {path}", flush=True)
+        written.append(path)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return written

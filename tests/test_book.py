@@ -1,16 +1,22 @@
-"""The book builds from scratch, every page executed, and shows its figures."""
+"""The book builds from scratch with every page executed, and reads well in a real browser."""
 from __future__ import annotations
 
+import functools
+import http.server
 import re
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def toc_files() -> list[str]:
@@ -32,20 +38,86 @@ def test_execution_errors_fail_the_build():
     assert config["execute"]["allow_errors"] is False
 
 
-@pytest.mark.slow
-def test_book_builds(tmp_path):
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    """Build the whole book from scratch (a fresh jupyter-cache, so every page executes)."""
+    out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).parent / "jupyter-book"
     proc = subprocess.run(
-        [str(jb), "build", str(BOOK), "--path-output", str(tmp_path), "--keep-going", "-W"],
+        [str(jb), "build", str(BOOK), "--path-output", str(out), "--keep-going", "-W"],
         capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, f"the book failed to build:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
-    html = tmp_path / "_build" / "html"
-    assert (html / "index.html").exists()
+    return out / "_build" / "html"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_book_builds_with_figures_and_library_code(built_book):
+    assert (built_book / "index.html").exists()
     for name in toc_files():
-        page = (html / f"{name}.html").read_text()
+        page = (built_book / f"{name}.html").read_text()
         assert "Traceback" not in page, f"{name} shows a traceback"
-    attention = (html / "attention.html").read_text()
+    attention = (built_book / "attention.html").read_text()
     assert attention.count("<img alt=") >= 3, "the self-attention page must show its figures"
     text = re.sub(r"<[^>]+>", "", attention)
     assert "def naive_attention(" in text, "the page must include the library's code"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's chromium)")
+def test_book_in_a_real_browser(built_book):
+    from playwright.sync_api import sync_playwright
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(built_book)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    problems = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )
+            page = browser.new_page()
+            console = []
+            page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console.append(str(e)))
+            links = set()
+            for name in toc_files():
+                console.clear()
+                page.goto(base + f"{name}.html", wait_until="networkidle")
+                if console:
+                    problems.append(f"{name}: console errors {console}")
+                for src, ok in page.eval_on_selector_all(
+                    "img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])"
+                ):
+                    if not ok:
+                        problems.append(f"{name}: image did not load: {src}")
+                for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+                    if urlparse(href).netloc == urlparse(base).netloc:
+                        links.add(urldefrag(href)[0])
+            for link in sorted(links):
+                status = page.request.get(link).status
+                if status != 200:
+                    problems.append(f"internal link {link} answers {status}")
+            page.goto(urljoin(base, "search.html?q=attention"), wait_until="networkidle")
+            page.wait_for_function(
+                "document.querySelector('#search-results') && "
+                "document.querySelector('#search-results').innerText.includes('Search finished')",
+                timeout=30000,
+            )
+            found = page.inner_text("#search-results")
+            if "attention" not in found.lower() or "found 0 page" in found:
+                problems.append(f"search for 'attention' found nothing: {found[:200]!r}")
+            browser.close()
+    finally:
+        server.shutdown()
+    assert not problems, "\n".join(problems)

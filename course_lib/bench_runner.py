@@ -34,6 +34,7 @@ def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: s
     available = discover(bench_dir)
     if not available:
         raise ValueError(f"no benchmarks (bench_*.py) found in {bench_dir}")
+    explicit = bool(names)
     names = names or list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -44,6 +45,9 @@ def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: s
         module = _load(available[name])
         if not hasattr(module, "run"):
             continue  # a helper script, not a ratio benchmark
+        if quick and not explicit and not getattr(module, "IN_QUICK_SET", True):
+            print(f"[bench] {name}: not in the quick set; run `course bench {name}`", flush=True)
+            continue
         start = time.perf_counter()
         print(f"[bench] {name} on {dev} ({'quick' if quick else 'full'}) ...", flush=True)
         result = module.run(quick=quick, device=dev)

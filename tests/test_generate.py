@@ -1,0 +1,141 @@
+"""Decoding helpers: filters, sampling, the generation loop and beam search."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from course_lib.generate import beam_search, generate_tokens, sample_next_token, top_k_filter, top_p_filter
+from tests.models_helpers import one_thread  # noqa: F401  (autouse fixture)
+
+
+def nucleus(probs: list[float], p: float) -> set[int]:
+    """The allowed set by definition: the fewest most-likely tokens with total mass >= p."""
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])
+    kept, mass = set(), 0.0
+    for i in order:
+        kept.add(i)
+        mass += probs[i]
+        if mass >= p:
+            break
+    return kept
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_top_k_never_samples_outside_the_k_largest(device, k):
+    logits = torch.randn(40, dtype=torch.float64).to(device) * 2
+    allowed = set(torch.topk(logits, k).indices.tolist())
+    gen = torch.Generator(device=device).manual_seed(1)
+    draws = sample_next_token(logits.expand(3000, -1), temperature=1.0, top_k=k, generator=gen)
+    seen = set(draws.tolist())
+    assert seen <= allowed, f"top-{k} sampled {sorted(seen - allowed)}, outside the {k} largest logits"
+    assert seen == allowed, f"top-{k} never sampled {sorted(allowed - seen)} in 3000 draws"
+
+
+@pytest.mark.parametrize("p", [0.3, 0.75, 0.95])
+def test_top_p_never_samples_outside_the_nucleus(device, p):
+    logits = torch.randn(30, dtype=torch.float64) * 2
+    allowed = nucleus(logits.softmax(-1).tolist(), p)
+    gen = torch.Generator(device=device).manual_seed(2)
+    draws = sample_next_token(logits.to(device).expand(4000, -1), temperature=1.0, top_p=p, generator=gen)
+    seen = set(draws.tolist())
+    assert seen <= allowed, f"top-p={p} sampled {sorted(seen - allowed)}, outside the nucleus {sorted(allowed)}"
+    assert seen == allowed, f"top-p={p} never sampled {sorted(allowed - seen)} in 4000 draws"
+
+
+def test_filters_keep_exactly_the_allowed_logits():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0, -1.0]])
+    assert torch.isfinite(top_k_filter(logits, 2)).tolist() == [[False, True, True, False, False]]
+    probs = logits.softmax(-1)[0].tolist()
+    kept = torch.isfinite(top_p_filter(logits, 0.8))[0]
+    assert set(kept.nonzero().flatten().tolist()) == nucleus(probs, 0.8)
+    # The most likely token survives even a tiny p.
+    assert torch.isfinite(top_p_filter(logits, 1e-6))[0].nonzero().flatten().tolist() == [1]
+
+
+def test_temperature_zero_is_argmax_and_low_temperature_concentrates():
+    logits = torch.randn(5, 20)
+    assert torch.equal(sample_next_token(logits, temperature=0.0), logits.argmax(-1))
+    gen = torch.Generator().manual_seed(0)
+    draws = sample_next_token(logits[:1].expand(500, -1), temperature=0.01, generator=gen)
+    assert (draws == logits[0].argmax()).all()
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="top_k"):
+        top_k_filter(torch.randn(1, 5), 0)
+    with pytest.raises(ValueError, match="top_p"):
+        top_p_filter(torch.randn(1, 5), 0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next_token(torch.randn(1, 5), temperature=-1.0)
+    with pytest.raises(ValueError, match="early_stopping"):
+        beam_search(lambda s: torch.zeros(s.shape[0], 3), torch.zeros(1, 1, dtype=torch.long), num_beams=2,
+                    max_new_tokens=2, eos_id=None, pad_id=0, early_stopping="sometimes")
+
+
+def markov_step(table: torch.Tensor):
+    """A step function whose next-token logits depend only on the last token."""
+    return lambda seqs: table[seqs[:, -1]]
+
+
+def test_generate_tokens_stops_rows_and_pads_after_the_stop_token():
+    # Token i -> i + 1 deterministically; row 0 starts at 0 and reaches the stop token 3 first.
+    vocab = 8
+    table = torch.full((vocab, vocab), -10.0)
+    table[torch.arange(vocab), (torch.arange(vocab) + 1) % vocab] = 10.0
+    prompt = torch.tensor([[0], [1]])
+    out = generate_tokens(markov_step(table), prompt, 6, stop_tokens=[4], pad_id=7)
+    # Row 1 stops after emitting 4 (3 steps); row 0 emits 4 at step 4; the loop then ends.
+    assert out.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 7]]
+
+
+def brute_force_best(table, prompt_token, max_new, eos_id, length_penalty):
+    """Exhaustive search over every hypothesis that ends at eos or at max_new tokens."""
+    logp = table.log_softmax(-1)
+    best, best_score = None, -math.inf
+    for n in range(1, max_new + 1):
+        for seq in itertools.product(range(table.shape[0]), repeat=n):
+            if eos_id in seq[:-1] or (n < max_new and seq[-1] != eos_id):
+                continue
+            prev, total = prompt_token, 0.0
+            for tok in seq:
+                total += float(logp[prev, tok])
+                prev = tok
+            score = total / n**length_penalty
+            if score > best_score:
+                best, best_score = list(seq), score
+    return best
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0, 2.0, -0.5])
+def test_wide_beam_search_is_exact_search(length_penalty):
+    torch.manual_seed(3)
+    vocab, eos, max_new = 4, 3, 4
+    table = torch.randn(vocab, vocab, dtype=torch.float64) * 1.5
+    prompt = torch.tensor([[0]])
+    # With num_beams >= vocab ** max_new nothing is ever pruned, and "never" never stops early.
+    out = beam_search(markov_step(table), prompt, num_beams=vocab**max_new, max_new_tokens=max_new, eos_id=eos,
+                      pad_id=0, length_penalty=length_penalty, early_stopping="never")
+    expected = brute_force_best(table, 0, max_new, eos, length_penalty)
+    got = out[0, 1:].tolist()
+    if eos in got:
+        got = got[: got.index(eos) + 1]
+    assert got == expected
+
+
+def test_beam_search_beats_greedy_on_a_garden_path():
+    # From 0, greedy takes 1 (p=0.6) but every continuation of 1 is poor (0.25 each);
+    # 2 (p=0.4) leads to a sure token, so "0 2 x" has probability 0.4 > 0.6 * 0.25.
+    p = torch.full((4, 4), 1e-9)
+    p[0, 1], p[0, 2] = 0.6, 0.4
+    p[1, :] = 0.25
+    p[2, 3] = 1.0
+    p[3, 3] = 1.0
+    table = p.log()
+    prompt = torch.tensor([[0]])
+    greedy = generate_tokens(markov_step(table), prompt, 2)
+    beam = beam_search(markov_step(table), prompt, num_beams=2, max_new_tokens=2, eos_id=None, pad_id=0)
+    assert greedy[0, 1].item() == 1
+    assert beam[0].tolist() == [0, 2, 3]

@@ -1,0 +1,45 @@
+"""The Vision Transformer: parity with Hugging Face ViT."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.models import VisionTransformer, VisionTransformerConfig
+from tests.conftest import tolerance
+from tests.models_helpers import one_thread  # noqa: F401  (autouse fixture)
+
+transformers = pytest.importorskip("transformers")
+
+HF_CONFIG = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=4, intermediate_size=64, num_labels=5)
+
+
+def test_hidden_states_match_vit_model(device):
+    hf = transformers.ViTModel(transformers.ViTConfig(**HF_CONFIG)).eval().to(device)
+    model = VisionTransformer.from_hf(hf).to(device)
+    assert model.head is None
+    images = torch.randn(2, 3, 16, 16, device=device)
+    with torch.no_grad():
+        expected = hf(pixel_values=images).last_hidden_state
+        torch.testing.assert_close(model.features(images), expected, **tolerance(torch.float32))
+        torch.testing.assert_close(model(images), expected[:, 0], **tolerance(torch.float32))
+
+
+def test_logits_match_vit_for_image_classification(device):
+    hf = transformers.ViTForImageClassification(transformers.ViTConfig(**HF_CONFIG)).eval().to(device)
+    model = VisionTransformer.from_hf(hf).to(device)
+    images = torch.randn(3, 3, 16, 16, device=device)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), hf(pixel_values=images).logits, **tolerance(torch.float32))
+
+
+def test_cls_token_sees_every_patch():
+    model = VisionTransformer(VisionTransformerConfig(image_size=8, patch_size=4, embed_dim=16, num_layers=1,
+                                                      num_heads=2, hidden_dim=32, num_classes=3)).eval()
+    images = torch.randn(1, 3, 8, 8, requires_grad=True)
+    model(images)[0, 0].backward()
+    # Each of the four 4x4 patches influences the class logit.
+    per_patch = images.grad.abs().unfold(2, 4, 4).unfold(3, 4, 4).sum(dim=(0, 1, 4, 5))
+    assert (per_patch > 0).all()
+    with pytest.raises(ValueError, match="images"):
+        model(torch.randn(1, 3, 12, 12))

@@ -1,0 +1,32 @@
+"""The quiz gives one point per correct answer: a learner with two wrong answers loses two points."""
+from __future__ import annotations
+
+import pytest
+
+from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+
+TWO_WRONG = """\
+q6 = "decoder"
+q7 = 0.1  # confused the [MASK] share with the random-token share
+q8 = "masked"  # confused ELECTRA with BERT
+q9 = "encoder"
+"""
+SAME_ANSWERS_OTHER_FORM = """\
+q6 = "decoder"
+q7 = 4 / 5  # an expression, not a literal: still 0.8
+q8 = "replaced"
+q9 = "encoder"
+"""
+
+
+def test_quiz_scores_per_answer(tmp_path):
+    source = SOLUTIONS / "choosing" / "choosing.ipynb"
+    wrong = replace_solution(source, "masks_objectives", TWO_WRONG, tmp_path / "w" / "choosing.ipynb")
+    other = replace_solution(source, "masks_objectives", SAME_ANSWERS_OTHER_FORM, tmp_path / "o" / "choosing.ipynb")
+    scores = autograde("choosing", {"wrong": wrong, "other": other}, tmp_path / "course")
+    total = sum(notebook_points(source).values())
+    assert total == 9
+    assert scores["wrong"]["score"] == total - 2  # q7 and q8 are worth 1 point each
+    assert scores["other"]["score"] == total

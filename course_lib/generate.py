@@ -15,9 +15,12 @@ A model hands these helpers a *step function*; they only ever see logits:
 
 ``generate_tokens`` calls ``step(new_ids (b n)) -> logits (b v)`` first with the prompt and
 then with one token at a time, so a step function may keep a KV cache (or simply
-re-run the whole prefix). ``beam_search`` re-runs the whole prefix of every beam at
-each step, ``step(seqs (b*k t)) -> logits (b*k v)``: beams are re-ordered at every step,
-and recomputing is the simplest correct way to keep their states apart.
+re-run the whole prefix). ``beam_search`` by default re-runs the whole prefix of every
+beam at each step, ``step(seqs (b*k t)) -> logits (b*k v)``: beams are re-ordered at
+every step, and recomputing is the simplest correct way to keep their states apart.
+Given a ``reorder(parents (b*k,))`` callback it feeds only the new tokens instead, and
+calls ``reorder`` after each step so that a KV cache can follow its beams
+(``KVCache.reorder``).
 """
 from __future__ import annotations
 
@@ -151,6 +154,7 @@ def beam_search(
     pad_id: int,
     length_penalty: float = 1.0,
     early_stopping: bool | str = False,
+    reorder: Callable[[Tensor], None] | None = None,
 ) -> Tensor:
     """Beam search from ``prompt (b t)``; returns the best hypothesis per row, ``(b, t + n)``.
 
@@ -164,6 +168,11 @@ def beam_search(
     length, cannot beat the worst finished one; ``"never"`` does the same check at the
     most favourable length. These are the rules of Hugging Face's ``generate``, so
     both give the same sequences for the same model.
+
+    ``reorder``: ``None`` calls ``step`` with every beam's whole sequence. Otherwise ``step``
+    gets the prompt ``(b*k, t)`` once and then only each beam's newest token ``(b*k, 1)``,
+    and after every step ``reorder(parents (b*k,))`` says which old row each beam now
+    continues, so a cache of the prefixes can be permuted to match.
     """
     if num_beams < 1 or max_new_tokens < 1:
         raise ValueError(f"num_beams and max_new_tokens must be >= 1, got {num_beams}, {max_new_tokens}")
@@ -188,7 +197,8 @@ def beam_search(
 
     for i in range(max_new_tokens):
         cur = t0 + i
-        logits = step(running[:, :, :cur].reshape(b * k, cur)).float()  # (b k) v
+        start = 0 if reorder is None or i == 0 else cur - 1  # with a cache, only the newest token is new
+        logits = step(running[:, :, start:cur].reshape(b * k, cur - start)).float()  # (b k) v
         vocab = logits.shape[-1]
         log_probs = logits.log_softmax(dim=-1).view(b, k, vocab) + running_scores[..., None]
         cand_scores, flat = log_probs.view(b, k * vocab).topk(num_candidates, dim=-1)  # b 2k
@@ -204,6 +214,9 @@ def beam_search(
         keep = live_scores.topk(k, dim=-1).indices  # b k
         running = cand.gather(1, keep[..., None].expand(-1, -1, max_len))
         running_scores = live_scores.gather(1, keep)
+        if reorder is not None:
+            parents = cand_beam.gather(1, keep) + torch.arange(b, device=device)[:, None] * k  # b k, rows of (b k)
+            reorder(parents.reshape(b * k))
 
         # Finished pool: candidates among the top k that ended, if they beat the pool.
         n_generated = i + 1

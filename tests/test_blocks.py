@@ -187,6 +187,17 @@ def test_kv_cache_decoding_equals_full_forward(device, t, prefill, heads, rotary
     torch.testing.assert_close(torch.cat(steps, dim=1), full, **tolerance(torch.float32))
 
 
+def test_qkv_bias_reaches_both_attention_sublayers():
+    block = TransformerBlock(embed_dim=E, num_heads=H, hidden_dim=F_DIM, causal=True, cross_attention=True,
+                             qkv_bias=False)
+    for attn in (block.self_attn, block.cross_attn):
+        assert attn.q_proj.bias is None and attn.k_proj.bias is None and attn.v_proj.bias is None
+        assert attn.out_proj.bias is not None
+    assert block.ffn.up_proj.bias is not None and block.self_attn_norm.bias is not None
+    default = TransformerBlock(embed_dim=E, num_heads=H, hidden_dim=F_DIM, bias=False)
+    assert default.self_attn.q_proj.bias is None and default.self_attn.out_proj.bias is None
+
+
 # ---------------------------------------------------------------- bad input
 
 

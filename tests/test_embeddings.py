@@ -102,7 +102,8 @@ def _patches_by_unfold(patch: PatchEmbedding, images: torch.Tensor) -> torch.Ten
     """Cut patches with F.unfold and apply the conv's weights as one matrix product."""
     cols = F.unfold(images, kernel_size=patch.patch_size, stride=patch.patch_size)  # b (c ph pw) n
     weight = patch.proj.weight.reshape(patch.embed_dim, -1)  # e (c ph pw)
-    return cols.transpose(1, 2) @ weight.T + patch.proj.bias  # b n e
+    bias = 0 if patch.proj.bias is None else patch.proj.bias
+    return cols.transpose(1, 2) @ weight.T + bias  # b n e
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -120,6 +121,15 @@ def test_patch_embedding_matches_unfold(device, dtype, image_size, patch_size):
     # bf16 convolution and matmul accumulate differently over c * ph * pw = 48 products.
     tol = tolerance(dtype) if dtype != torch.bfloat16 else dict(atol=5e-2, rtol=2e-2)
     torch.testing.assert_close(out, _patches_by_unfold(patch, images), **tol)
+
+
+def test_patch_embedding_without_bias(device):
+    patch = PatchEmbedding(image_size=8, patch_size=4, in_channels=3, embed_dim=EMBED, bias=False).to(device)
+    assert patch.proj.bias is None and [name for name, _ in patch.named_parameters()] == ["proj.weight"]
+    images = torch.randn(2, 3, 8, 8, device=device)
+    torch.testing.assert_close(patch(images), _patches_by_unfold(patch, images), **tolerance(torch.float32))
+    # Linear with no offset: a black image maps to exactly zero vectors.
+    assert torch.equal(patch(torch.zeros_like(images)), torch.zeros(2, 4, EMBED, device=device))
 
 
 def test_patch_order_is_row_major(device):

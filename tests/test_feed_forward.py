@@ -15,6 +15,16 @@ TORCH_ACTIVATIONS = {
 }
 
 
+def _hf_quick_gelu() -> torch.nn.Module:
+    # torch has no quick GELU; Hugging Face's CLIP activation is an independent reference.
+    from transformers.activations import QuickGELUActivation
+
+    return QuickGELUActivation()
+
+
+REFERENCE_ACTIVATIONS = {**TORCH_ACTIVATIONS, "quick_gelu": _hf_quick_gelu}
+
+
 def _skip_unsupported(device: torch.device, dtype: torch.dtype) -> None:
     if device.type == "mps" and dtype == torch.float64:
         pytest.skip("MPS has no float64")
@@ -23,7 +33,7 @@ def _skip_unsupported(device: torch.device, dtype: torch.dtype) -> None:
 def _reference_mlp(ffn: FeedForward, activation: str, bias: bool) -> torch.nn.Sequential:
     e, f = ffn.up_proj.in_features, ffn.up_proj.out_features
     ref = torch.nn.Sequential(
-        torch.nn.Linear(e, f, bias=bias), TORCH_ACTIVATIONS[activation](), torch.nn.Linear(f, e, bias=bias)
+        torch.nn.Linear(e, f, bias=bias), REFERENCE_ACTIVATIONS[activation](), torch.nn.Linear(f, e, bias=bias)
     )
     with torch.no_grad():
         ref[0].weight.copy_(ffn.up_proj.weight)
@@ -36,7 +46,7 @@ def _reference_mlp(ffn: FeedForward, activation: str, bias: bool) -> torch.nn.Se
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("activation", list(TORCH_ACTIVATIONS))
+@pytest.mark.parametrize("activation", list(REFERENCE_ACTIVATIONS))
 def test_feed_forward_matches_torch_sequential(device, dtype, bias, activation):
     _skip_unsupported(device, dtype)
     ffn = FeedForward(embed_dim=8, hidden_dim=32, activation=activation, bias=bias).to(device, dtype)

@@ -139,3 +139,35 @@ def test_beam_search_beats_greedy_on_a_garden_path():
     beam = beam_search(markov_step(table), prompt, num_beams=2, max_new_tokens=2, eos_id=None, pad_id=0)
     assert greedy[0, 1].item() == 1
     assert beam[0].tolist() == [0, 2, 3]
+
+
+
+@pytest.mark.parametrize("early_stopping", [False, True, "never"])
+def test_beam_search_with_reorder_equals_recomputing_the_prefix(early_stopping):
+    # Next-token logits depend on the whole prefix (through its sum), so a step that keeps
+    # one running sum per row gives the right answer only if reorder moves the sums with the beams.
+    torch.manual_seed(0)
+    vocab, eos = 6, 5
+    table = torch.randn(vocab, vocab, dtype=torch.float64) * 2
+    table[:, eos] -= 3  # rarer eos: longer hypotheses, more re-ordering
+    state = {"permuted": False}
+
+    def recompute(seqs):
+        return table[seqs.sum(-1) % vocab]
+
+    def incremental(new_ids):
+        state["sums"] = state.get("sums", 0) + new_ids.sum(-1)
+        return table[state["sums"] % vocab]
+
+    def reorder(parents):
+        state["permuted"] |= not torch.equal(parents, torch.arange(len(parents)))
+        state["sums"] = state["sums"][parents]
+
+    prompt = torch.tensor([[0, 1], [2, 3], [4, 4]])
+    kwargs = dict(num_beams=3, max_new_tokens=6, eos_id=eos, pad_id=0, early_stopping=early_stopping)
+    expected = beam_search(recompute, prompt, **kwargs)
+    assert beam_search(incremental, prompt, reorder=reorder, **kwargs).tolist() == expected.tolist()
+    assert state["permuted"], "the beams should change places, or this test checks too little"
+    # Without the reorder the sums stay with their rows, and the search goes wrong.
+    state.pop("sums")
+    assert beam_search(incremental, prompt, reorder=lambda parents: None, **kwargs).tolist() != expected.tolist()

@@ -65,3 +65,24 @@ def test_bad_input_names_argument_and_shapes():
     with pytest.raises(ValueError, match="max_len must be positive, got 0"):
         KVCache(1, 1, 0, 4, dtype=torch.float32, device="cpu")
     assert cache.length == 0
+
+
+def test_reorder_moves_filled_rows_in_place(device):
+    cache = KVCache(batch_size=4, num_kv_heads=2, max_len=5, head_dim=3, dtype=torch.float32, device=device)
+    k, v = torch.randn(4, 2, 3, 3, device=device), torch.randn(4, 2, 3, 3, device=device)
+    cache.update(k, v)
+    k_ptr = cache.k_cache.data_ptr()
+    parents = torch.tensor([2, 2, 0, 3], device=device)  # row 1 dropped, row 2 picked twice
+    cache.reorder(parents)
+    assert cache.k_cache.data_ptr() == k_ptr and cache.length == 3, "same buffers, same length"
+    assert torch.equal(cache.k_cache[:, :, :3], k[parents]) and torch.equal(cache.v_cache[:, :, :3], v[parents])
+    assert not cache.k_cache[:, :, 3:].any(), "positions past length are not touched"
+    k_new = torch.randn(4, 2, 1, 3, device=device)
+    k_all, _ = cache.update(k_new, k_new)
+    assert torch.equal(k_all, torch.cat([k[parents], k_new], dim=2))
+    with pytest.raises(ValueError, match=r"indices must be an integer tensor of shape \(4,\).*got shape \(3,\)"):
+        cache.reorder(torch.tensor([0, 1, 2], device=device))
+    with pytest.raises(ValueError, match=r"dtype torch.float32"):
+        cache.reorder(torch.zeros(4, device=device))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\), got values from 0 to 4"):
+        cache.reorder(torch.tensor([0, 1, 2, 4], device=device))

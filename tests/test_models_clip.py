@@ -54,6 +54,18 @@ def test_matches_hugging_face_clip(device, hidden_act, eos_token_id):
         torch.testing.assert_close(clip_loss(logits), out.loss, **tol)
 
 
+def test_from_hf_builds_plain_quick_gelu_mlps_and_a_bias_free_patch_projection():
+    from course_lib.nn import FeedForward
+
+    model = CLIP.from_hf(hf_clip("cpu"))
+    blocks = [*model.text_encoder.blocks, *model.image_encoder.blocks]
+    assert all(type(block.ffn) is FeedForward and block.ffn.activation == "quick_gelu" for block in blocks)
+    # HF's patch convolution has no bias, so ours has none either (rather than a zero bias).
+    assert model.image_encoder.patch_embed.proj.bias is None
+    assert not any("patch_embed.proj.bias" in key for key in model.state_dict())
+    assert CLIPConfig().vision.patch_bias is False
+
+
 def test_loss_equals_its_definition():
     torch.manual_seed(0)
     logits = torch.randn(5, 5, dtype=torch.float64) * 3

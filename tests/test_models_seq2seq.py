@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from course_lib.generate import beam_search
 from course_lib.models import EncoderDecoder, EncoderDecoderConfig
 from tests.conftest import tolerance
 from tests.models_helpers import one_thread  # noqa: F401  (autouse fixture)
@@ -126,6 +127,24 @@ def test_cached_greedy_equals_recomputing_the_prefix(pair, device):
             next_token = model.decode(seq, memory, (src != PAD)[:, None, None, :])[:, -1].argmax(-1)
             seq = torch.cat([seq, next_token[:, None]], dim=1)
     assert seq.tolist() == greedy.tolist()
+
+
+@pytest.mark.parametrize("num_beams", [2, 5])
+def test_cached_beam_search_equals_recomputing_the_prefix(pair, device, num_beams):
+    # With 5 beams this fails if KVCache.reorder does nothing (checked by hand when written).
+    _, model = pair
+    src, _ = sources(device)
+    with torch.no_grad():
+        memory = model.encode(src).repeat_interleave(num_beams, dim=0)  # (b k) s e
+        mask = (src != PAD)[:, None, None, :].repeat_interleave(num_beams, dim=0)
+        start = torch.full((src.shape[0], 1), model.config.decoder_start_id, device=device)
+        for length_penalty, early_stopping in SETTINGS:
+            recomputed = beam_search(
+                lambda seqs: model.decode(seqs, memory, mask)[:, -1], start, num_beams=num_beams, max_new_tokens=9, eos_id=EOS, pad_id=PAD, length_penalty=length_penalty,
+                early_stopping=early_stopping)
+            cached = model.generate(src, 9, num_beams=num_beams, length_penalty=length_penalty,
+                                    early_stopping=early_stopping)
+            assert cached.tolist() == recomputed.tolist(), f"{length_penalty}, {early_stopping}"
 
 
 def test_sampling_with_a_seed_is_reproducible(pair, device):

@@ -33,6 +33,23 @@ def test_logits_match_vit_for_image_classification(device):
         torch.testing.assert_close(model(images), hf(pixel_values=images).logits, **tolerance(torch.float32))
 
 
+@pytest.mark.parametrize("model_class", ["ViTModel", "ViTForImageClassification"])
+def test_qkv_bias_false_matches_hugging_face(device, model_class):
+    hf_class = getattr(transformers, model_class)
+    hf = hf_class(transformers.ViTConfig(**HF_CONFIG, qkv_bias=False)).eval().to(device)
+    model = VisionTransformer.from_hf(hf).to(device)
+    attn = model.blocks[0].self_attn
+    assert attn.q_proj.bias is None and attn.k_proj.bias is None and attn.v_proj.bias is None
+    assert attn.out_proj.bias is not None, "HF's qkv_bias leaves the output projection's bias in place"
+    images = torch.randn(2, 3, 16, 16, device=device)
+    with torch.no_grad():
+        out = hf(pixel_values=images)
+        expected = out.logits if model_class == "ViTForImageClassification" else out.last_hidden_state[:, 0]
+        got = model(images)
+    print(f"ViT qkv_bias=False [{model_class}, {device}]: max abs diff {(got - expected).abs().max().item():.2e}")
+    torch.testing.assert_close(got, expected, **tolerance(torch.float32))
+
+
 def test_cls_token_sees_every_patch():
     model = VisionTransformer(VisionTransformerConfig(image_size=8, patch_size=4, embed_dim=16, num_layers=1,
                                                       num_heads=2, hidden_dim=32, num_classes=3)).eval()

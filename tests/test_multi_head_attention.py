@@ -26,7 +26,8 @@ def load_from_torch_mha(ours: MultiHeadAttention, theirs: torch.nn.MultiheadAtte
     for proj, w, b in ((ours.q_proj, w_q, b_q), (ours.k_proj, w_k, b_k), (ours.v_proj, w_v, b_v),
                        (ours.out_proj, theirs.out_proj.weight, theirs.out_proj.bias)):
         proj.weight.copy_(w)
-        proj.bias.copy_(b)
+        if proj.bias is not None:  # a projection built without bias matches torch's with a zero bias
+            proj.bias.copy_(b)
 
 
 def _randomise_biases(module: torch.nn.Module) -> None:
@@ -78,6 +79,29 @@ def test_parity_with_torch_multihead_attention(mode, dtype, impl, device):
     torch.testing.assert_close(out_fast, ref, **tolerance(dtype))
     torch.testing.assert_close(w, ref_w, **tolerance(dtype))
     torch.testing.assert_close(grad_out, grad_ref, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("bias,qkv_bias", [(True, False), (False, True), (True, None), (False, None)])
+def test_qkv_bias_switches_only_the_input_projections(bias, qkv_bias, device):
+    b, t, e, h = 2, 5, 16, 4
+    ours = MultiHeadAttention(embed_dim=e, num_heads=h, bias=bias, qkv_bias=qkv_bias).to(device)
+    expect_qkv = bias if qkv_bias is None else qkv_bias
+    for proj in (ours.q_proj, ours.k_proj, ours.v_proj):
+        assert (proj.bias is not None) == expect_qkv
+    assert (ours.out_proj.bias is not None) == bias
+    # torch's MHA with its in-projection bias at zero is the same function when q/k/v have none.
+    theirs = torch.nn.MultiheadAttention(e, h, batch_first=True)
+    _randomise_biases(theirs)
+    with torch.no_grad():
+        if not expect_qkv:
+            theirs.in_proj_bias.zero_()
+        if not bias:
+            theirs.out_proj.bias.zero_()
+    load_from_torch_mha(ours, theirs)
+    theirs.to(device).eval()
+    x = torch.randn(b, t, e, device=device)
+    ref, _ = theirs(x, x, x, need_weights=False)
+    torch.testing.assert_close(ours(x), ref, **tolerance(torch.float32))
 
 
 @pytest.mark.parametrize("num_kv_heads", [4, 2, 1], ids=["mha", "gqa", "mqa"])

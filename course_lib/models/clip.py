@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import FeedForward
 from . import convert
 from .decoder import Decoder, DecoderConfig
 from .vit import VisionTransformer, VisionTransformerConfig
@@ -53,26 +52,12 @@ class CLIPConfig:
     text: CLIPTextConfig = field(default_factory=CLIPTextConfig)
     vision: VisionTransformerConfig = field(
         default_factory=lambda: VisionTransformerConfig(
-            image_size=224, patch_size=32, num_classes=0, norm_eps=1e-5, activation="quick_gelu", pre_norm=True
+            image_size=224, patch_size=32, num_classes=0, norm_eps=1e-5, activation="quick_gelu", pre_norm=True,
+            patch_bias=False,
         )
     )
     projection_dim: int = 512
     logit_scale_init: float = math.log(1 / 0.07)
-
-
-class QuickGELUFeedForward(FeedForward):
-    """CLIP's MLP: ``down_proj(x * sigmoid(1.702 x))`` on ``up_proj(x)``; same parameters as ``FeedForward``."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        hidden = self.up_proj(x)
-        return self.down_proj(self.dropout(hidden * torch.sigmoid(1.702 * hidden)))
-
-
-def _use_quick_gelu(blocks: nn.ModuleList) -> None:
-    for block in blocks:
-        old = block.ffn
-        block.ffn = QuickGELUFeedForward(old.up_proj.in_features, old.up_proj.out_features,
-                                         dropout=old.dropout.p, bias=old.up_proj.bias is not None)
 
 
 class CLIP(nn.Module):
@@ -84,18 +69,12 @@ class CLIP(nn.Module):
         t, v = config.text, config.vision
         if v.num_classes != 0 or not v.pre_norm:
             raise ValueError(f"the CLIP image tower needs num_classes=0 and pre_norm=True, got {v}")
-        quick_t, quick_v = t.activation == "quick_gelu", v.activation == "quick_gelu"
         self.text_encoder = Decoder(DecoderConfig(
             vocab_size=t.vocab_size, embed_dim=t.embed_dim, num_layers=t.num_layers, num_heads=t.num_heads,
             hidden_dim=t.hidden_dim, max_len=t.max_len, norm_eps=t.norm_eps,
-            activation="gelu" if quick_t else t.activation, positions="learned", tie_embeddings=True,
+            activation=t.activation, positions="learned", tie_embeddings=True,
         ))
-        vision_config = VisionTransformerConfig(**{**v.__dict__, "activation": "gelu" if quick_v else v.activation})
-        self.image_encoder = VisionTransformer(vision_config)
-        if quick_t:
-            _use_quick_gelu(self.text_encoder.blocks)
-        if quick_v:
-            _use_quick_gelu(self.image_encoder.blocks)
+        self.image_encoder = VisionTransformer(v)
         self.image_proj = nn.Linear(v.embed_dim, config.projection_dim, bias=False)
         self.text_proj = nn.Linear(t.embed_dim, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))

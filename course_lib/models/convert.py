@@ -19,7 +19,6 @@ import json
 import re
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 _SKIP = None  # a rule's target that drops the key (tied copies, buffers)
@@ -281,14 +280,13 @@ def vit_from_hf(hf_model) -> tuple[dict, dict[str, Tensor]]:
     name = type(hf_model).__name__
     _require(name in ("ViTModel", "ViTForImageClassification"), f"no converter for {name}")
     c = hf_model.config
-    _require(c.qkv_bias, "qkv_bias=False is not supported")
     _require(c.hidden_act in _BERT_ACTIVATIONS, f"unsupported hidden_act {c.hidden_act!r}")
     _check_head_dim(c)
     config = dict(
         image_size=c.image_size, patch_size=c.patch_size, in_channels=c.num_channels, embed_dim=c.hidden_size,
         num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads, hidden_dim=c.intermediate_size,
         norm_eps=c.layer_norm_eps, activation=_BERT_ACTIVATIONS[c.hidden_act], dropout=c.hidden_dropout_prob,
-        num_classes=c.num_labels if name == "ViTForImageClassification" else 0,
+        num_classes=c.num_labels if name == "ViTForImageClassification" else 0, qkv_bias=bool(c.qkv_bias),
     )
     sd = _rename(_strip_prefix(hf_model.state_dict(), "vit."), _VIT_RULES, "ViT")
     sd["pos_embed.weight"] = sd["pos_embed.weight"][0]  # (1, n+1, e) -> (n+1, e)
@@ -340,7 +338,7 @@ def clip_from_hf(hf_model) -> tuple[dict, dict[str, Tensor]]:
         vision=dict(image_size=v.image_size, patch_size=v.patch_size, in_channels=v.num_channels,
                     embed_dim=v.hidden_size, num_layers=v.num_hidden_layers, num_heads=v.num_attention_heads,
                     hidden_dim=v.intermediate_size, norm_eps=v.layer_norm_eps,
-                    activation=_CLIP_ACTIVATIONS[v.hidden_act]),
+                    activation=_CLIP_ACTIVATIONS[v.hidden_act], patch_bias=False),
     )
     sd = hf_model.state_dict()
     out = {"logit_scale": sd["logit_scale"].detach().clone(),
@@ -351,8 +349,6 @@ def clip_from_hf(hf_model) -> tuple[dict, dict[str, Tensor]]:
     out.update({"text_encoder." + k: val for k, val in _rename(text, _CLIP_TEXT_RULES, "CLIP text").items()})
     vis = _rename(vision, _CLIP_VISION_RULES, "CLIP vision")
     vis["cls_token"] = vis["cls_token"].reshape(1, 1, -1)
-    # CLIP's patch convolution has no bias; ours does, so it is loaded as zeros.
-    vis["patch_embed.proj.bias"] = torch.zeros(v.hidden_size, dtype=vis["patch_embed.proj.weight"].dtype)
     out.update({"image_encoder." + k: val for k, val in vis.items()})
     known = {"logit_scale", "visual_projection.weight", "text_projection.weight"}
     stray = [k for k in sd if k not in known and not k.startswith(("text_model.", "vision_model."))]

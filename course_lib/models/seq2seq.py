@@ -140,7 +140,8 @@ class EncoderDecoder(nn.Module):
         """Decode from ``src (b s)``; returns ``(b, 1 + n)`` starting with ``decoder_start_id``.
 
         ``num_beams=1`` decodes greedily (or samples when ``temperature > 0``) with a KV
-        cache; ``num_beams > 1`` runs :func:`course_lib.generate.beam_search`. ``eos_id``
+        cache; ``num_beams > 1`` runs :func:`course_lib.generate.beam_search`, with one cache
+        row per beam, permuted as the beams are re-ordered. ``eos_id``
         defaults to the config's; ``None`` generates exactly ``max_new_tokens``. Finished
         rows are padded with ``pad_id``.
         """
@@ -162,12 +163,18 @@ class EncoderDecoder(nn.Module):
         # Each beam reads the same memory: repeat it k times along the batch.
         beam_memory = memory.repeat_interleave(num_beams, dim=0)  # (b k) s e
         beam_mask = src_mask.repeat_interleave(num_beams, dim=0)
+        caches = self._new_kv_caches(src.shape[0] * num_beams, 1 + max_new_tokens)
 
-        def beam_step(seqs: Tensor) -> Tensor:
-            return self.decode(seqs, beam_memory, beam_mask)[:, -1]
+        def beam_step(new_ids: Tensor) -> Tensor:
+            return self.decode(new_ids, beam_memory, beam_mask, kv_caches=caches)[:, -1]
+
+        def reorder(parents: Tensor) -> None:  # each beam's cached prefix follows it
+            for cache in caches:
+                cache.reorder(parents)
 
         return beam_search(beam_step, start, num_beams=num_beams, max_new_tokens=max_new_tokens, eos_id=eos_id,
-                           pad_id=c.pad_id, length_penalty=length_penalty, early_stopping=early_stopping)
+                           pad_id=c.pad_id, length_penalty=length_penalty, early_stopping=early_stopping,
+                           reorder=reorder)
 
     def _new_kv_caches(self, batch_size: int, max_len: int) -> list[KVCache]:
         c, weight = self.config, self.token_embed.weight

@@ -38,6 +38,8 @@ class VisionTransformerConfig:
     norm_eps: float = 1e-12
     activation: str = "gelu"
     pre_norm: bool = False
+    qkv_bias: bool = True  # biases in q/k/v (the output projection always has one)
+    patch_bias: bool = True  # CLIP's patch projection has none
 
 
 class VisionTransformer(nn.Module):
@@ -47,7 +49,7 @@ class VisionTransformer(nn.Module):
         super().__init__()
         c = config
         self.config = config
-        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_channels, c.embed_dim)
+        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_channels, c.embed_dim, bias=c.patch_bias)
         self.cls_token = nn.Parameter(torch.randn(1, 1, c.embed_dim) * 0.02)
         self.pos_embed = LearnedPositionalEmbedding(self.patch_embed.num_patches + 1, c.embed_dim)
         self.pre_norm = LayerNorm(c.embed_dim, eps=c.norm_eps) if c.pre_norm else None
@@ -55,7 +57,7 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 embed_dim=c.embed_dim, num_heads=c.num_heads, hidden_dim=c.hidden_dim, dropout=c.dropout,
-                norm_first=True, activation=c.activation, norm_eps=c.norm_eps,
+                norm_first=True, activation=c.activation, norm_eps=c.norm_eps, qkv_bias=c.qkv_bias,
             )
             for _ in range(c.num_layers)
         )

@@ -51,10 +51,11 @@ class TransformerBlock(nn.Module):
         norm_first: True for pre-norm, False for post-norm.
         causal: self-attention hides future positions (decoder blocks).
         cross_attention: add a sub-layer attending to a ``context`` (encoder-decoder).
-        activation: ``"gelu"``, ``"relu"`` or ``"gelu_tanh"`` for ``ffn="mlp"``.
+        activation: ``"gelu"``, ``"relu"``, ``"gelu_tanh"`` or ``"quick_gelu"`` for ``ffn="mlp"``.
         ffn: ``"mlp"`` (:class:`FeedForward`) or ``"swiglu"`` (:class:`SwiGLU`).
         norm: ``"layernorm"`` or ``"rmsnorm"``; ``norm_eps`` is its epsilon.
         bias: biases in the attention projections, the MLP and LayerNorm.
+        qkv_bias: biases in the q/k/v projections only; ``None`` follows ``bias``.
         impl: attention implementation, ``"auto"``, ``"naive"`` or ``"fused"``.
         rotary: a :class:`~course_lib.nn.positional.RotaryEmbedding` for self-attention, or ``None``.
     """
@@ -76,6 +77,7 @@ class TransformerBlock(nn.Module):
         bias: bool = True,
         impl: str = "auto",
         rotary: RotaryEmbedding | None = None,
+        qkv_bias: bool | None = None,
     ):
         super().__init__()
         if norm not in NORMS:
@@ -92,13 +94,13 @@ class TransformerBlock(nn.Module):
 
         self.self_attn = MultiHeadAttention(
             embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads,
-            dropout=dropout, bias=bias, impl=impl, rotary=rotary,
+            dropout=dropout, bias=bias, impl=impl, rotary=rotary, qkv_bias=qkv_bias,
         )
         self.self_attn_norm = make_norm()
         if cross_attention:
             self.cross_attn = MultiHeadAttention(
                 embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads,
-                dropout=dropout, bias=bias, impl=impl,
+                dropout=dropout, bias=bias, impl=impl, qkv_bias=qkv_bias,
             )
             self.cross_attn_norm = make_norm()
         else:

@@ -92,12 +92,14 @@ class PatchEmbedding(nn.Module):
         patch_size: ``p`` (square) or ``(ph, pw)``.
         in_channels: ``c``.
         embed_dim: ``e``.
+        bias: a bias in ``proj``. CLIP's image tower has none: the learned position
+            embeddings added next already give every patch a trainable offset.
 
     Attributes:
         num_patches: ``n = (H / p) * (W / p)``.
     """
 
-    def __init__(self, image_size, patch_size, in_channels: int, embed_dim: int):
+    def __init__(self, image_size, patch_size, in_channels: int, embed_dim: int, bias: bool = True):
         super().__init__()
         self.image_size = _pair(image_size)
         self.patch_size = _pair(patch_size)
@@ -109,7 +111,8 @@ class PatchEmbedding(nn.Module):
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.in_channels = in_channels
         self.embed_dim = embed_dim
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=self.patch_size, stride=self.patch_size,
+                              bias=bias)
 
     def forward(self, images: Tensor) -> Tensor:
         """``images (b c H W)`` -> ``(b n e)``."""

@@ -13,6 +13,7 @@ connection in ``blocks.py`` (the same split as ``torch.nn.TransformerEncoderLaye
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,6 +21,9 @@ ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),  # exact, with the Gaussian CDF (BERT, ViT)
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # the tanh approximation (GPT-2)
     "relu": F.relu,  # the original Transformer
+    # x * sigmoid(1.702 x): a cheaper sigmoid fit of GELU that CLIP was trained with, so its
+    # checkpoints need exactly this curve (Hendrycks & Gimpel, 2016, sec. 2).
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
 }
 
 
@@ -34,7 +38,7 @@ class FeedForward(nn.Module):
     Args:
         embed_dim: ``e``.
         hidden_dim: ``f``.
-        activation: ``"gelu"``, ``"gelu_tanh"`` or ``"relu"``.
+        activation: ``"gelu"``, ``"gelu_tanh"``, ``"relu"`` or ``"quick_gelu"`` (CLIP).
         dropout: on the hidden activations.
         bias: biases in both linear maps.
     """

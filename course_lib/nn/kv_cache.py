@@ -64,6 +64,28 @@ class KVCache(nn.Module):
         self.k_cache.zero_()
         self.v_cache.zero_()
 
+    def reorder(self, indices: Tensor) -> None:
+        """Beam search: row ``i`` of the cache becomes the old row ``indices[i]``, in place.
+
+        ``indices (b,)`` integer; a row may be picked twice (a beam with two surviving
+        continuations) or not at all (a pruned beam). Only the filled positions are copied,
+        and the buffers stay the same preallocated memory.
+        """
+        b = self.k_cache.shape[0]
+        if indices.dim() != 1 or indices.shape[0] != b or indices.dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"indices must be an integer tensor of shape ({b},) to reorder the cache {tuple(self.k_cache.shape)}, "
+                f"got shape {tuple(indices.shape)} and dtype {indices.dtype}"
+            )
+        low, high = indices.aminmax()
+        if low < 0 or high >= b:
+            raise ValueError(f"indices must lie in [0, {b}), got values from {int(low)} to {int(high)}")
+        indices = indices.to(self.k_cache.device)
+        n = self._length
+        # index_select builds a new tensor first, so rows that read and write each other are safe.
+        self.k_cache[:, :, :n] = self.k_cache[:, :, :n].index_select(0, indices)
+        self.v_cache[:, :, :n] = self.v_cache[:, :, :n].index_select(0, indices)
+
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append ``k, v (b, g, t, d)`` and return all keys and values so far.
 

@@ -38,6 +38,8 @@ class MultiHeadAttention(nn.Module):
             ``None`` means ``g = h`` (plain multi-head attention).
         dropout: dropout on the attention weights, applied only in training mode.
         bias: whether the four projections have a bias.
+        qkv_bias: whether ``q_proj``, ``k_proj`` and ``v_proj`` have a bias, when it differs
+            from ``out_proj`` (some ViT checkpoints drop it there only); ``None`` follows ``bias``.
         impl: ``"auto"``, ``"naive"`` or ``"fused"``, passed to
             :func:`~course_lib.nn.attention.scaled_dot_product_attention`.
         kv_dim: width of the ``context`` for cross-attention (defaults to ``embed_dim``).
@@ -58,8 +60,10 @@ class MultiHeadAttention(nn.Module):
         kv_dim: int | None = None,
         rotary: RotaryEmbedding | None = None,
         scale: float | None = None,
+        qkv_bias: bool | None = None,
     ):
         super().__init__()
+        qkv_bias = bias if qkv_bias is None else qkv_bias
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         kv_dim = embed_dim if kv_dim is None else kv_dim
         if num_heads <= 0 or embed_dim % num_heads != 0:
@@ -90,9 +94,9 @@ class MultiHeadAttention(nn.Module):
             )
         self.rotary = rotary
 
-        self.q_proj = nn.Linear(embed_dim, num_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(kv_dim, num_kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(kv_dim, num_kv_heads * self.head_dim, bias=bias)
+        self.q_proj = nn.Linear(embed_dim, num_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(kv_dim, num_kv_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(kv_dim, num_kv_heads * self.head_dim, bias=qkv_bias)
         self.out_proj = nn.Linear(num_heads * self.head_dim, embed_dim, bias=bias)
 
     def _check_inputs(self, x: Tensor, context: Tensor | None, kv_cache: KVCache | None) -> None:

@@ -5,6 +5,7 @@ import csv
 import json
 import re
 import shutil
+import textwrap
 from pathlib import Path
 
 from course_lib.grading.nbgrader_run import run_nbgrader
@@ -29,8 +30,43 @@ def notebook_points(nb_path: Path) -> dict[str, float]:
     return out
 
 
+BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION", flags=re.S | re.M)
+
+
+def replace_blocks(nb_path: Path, replacements: dict[str, list[str]], out_path: Path) -> Path:
+    """Copy a notebook, replacing the solution blocks of each named cell, in order.
+
+    A cell may hold several blocks (a class's ``__init__`` and ``forward``); each body is
+    given without indentation and indented like its ``### BEGIN SOLUTION`` marker.
+    """
+    nb = json.loads(Path(nb_path).read_text())
+    seen = set()
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id not in replacements:
+            continue
+        bodies = iter(replacements[grade_id])
+
+        def indent(match: re.Match) -> str:
+            return textwrap.indent(textwrap.dedent(next(bodies)).strip("\n"), match.group(1))
+
+        source, n = BLOCK.subn(indent, "".join(cell["source"]))
+        assert n == len(replacements[grade_id]), f"cell {grade_id} has {n} solution blocks"
+        cell["source"] = source
+        seen.add(grade_id)
+    assert seen == set(replacements), f"no cells named {set(replacements) - seen}"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(nb, indent=1))
+    return out_path
+
+
 def replace_solution(nb_path: Path, grade_id: str, new_body: str, out_path: Path) -> Path:
-    """Copy a notebook, replacing the code between BEGIN/END SOLUTION in one cell."""
+    """Copy a notebook, replacing the code between BEGIN/END SOLUTION in one cell.
+
+    ``new_body`` is pasted as it is: its first line follows the marker's indentation, so a
+    body inside a function must carry the indentation of its later lines itself. For
+    function bodies, :func:`replace_blocks` indents for you.
+    """
     nb = json.loads(Path(nb_path).read_text())
     for cell in nb["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
+from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 
@@ -17,7 +17,7 @@ return weights @ v, weights
 
 def test_attention_round_trip_exact_scores(tmp_path):
     source = SOLUTIONS / "attention" / "attention.ipynb"
-    wrong = replace_solution(source, "attention", UNSCALED, tmp_path / "wrong" / "attention.ipynb")
+    wrong = replace_blocks(source, {"attention": [UNSCALED]}, tmp_path / "wrong" / "attention.ipynb")
     scores = autograde("attention", {"alice": source, "bob": wrong}, tmp_path / "course")
 
     points = notebook_points(source)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
-from tests.test_multi_head_attention_exercise import replace_blocks
+from tests.nbgrader_helpers import replace_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 

@@ -1,0 +1,132 @@
+"""The BPE + embedding assignment graded end to end: typical mistakes lose exactly the points of
+the parts they break, a shortcut through F.embedding is caught under another name, and other
+correct implementations (another way to apply merges, a one-hot embedding) get full marks."""
+from __future__ import annotations
+
+import pytest
+
+from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
+from tests.nbgrader_helpers import replace_blocks
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+
+SOURCE = SOLUTIONS / "embeddings" / "embeddings.ipynb"
+
+# --- Typical mistakes -------------------------------------------------------------------
+
+# Counts each word once, whatever its frequency.
+UNWEIGHTED_COUNTS = """
+    totals = {}
+    for word in words:
+        for pair in zip(word, word[1:]):
+            totals[pair] = totals.get(pair, 0) + 1
+    return totals
+"""
+
+# Breaks ties on the concatenated bytes: a different rule from the course's.
+CONCATENATED_TIE = """
+    return max(pair_counts, key=lambda pair: (pair_counts[pair], vocab[pair[0]] + vocab[pair[1]]))
+"""
+
+# Applies the merges to the raw bytes of the whole text, across word boundaries.
+NO_PRETOKENIZATION = """
+    ids = list(text.encode("utf-8"))
+    for pair, new_id in merges.items():
+        ids = merge(ids, pair, new_id)
+    return ids
+"""
+
+# The forbidden lookup, imported under another name: right numbers, caught at run time.
+ALIASED_EMBEDDING = """
+    from torch.nn.functional import embedding as lookup
+    return lookup(ids, self.weight)
+"""
+ATEN_EMBEDDING = """
+    return torch.ops.aten.embedding(self.weight, ids)
+"""
+EMBEDDING_INIT = """
+    self.weight = nn.Parameter(torch.randn(vocab_size, embed_dim))
+"""
+
+# --- Correct alternatives ---------------------------------------------------------------
+
+COUNTER_PAIRS = """
+    from collections import Counter
+    totals = Counter()
+    for word, count in zip(words, counts):
+        for i in range(len(word) - 1):
+            totals[word[i], word[i + 1]] += count
+    return dict(totals)
+"""
+SORTED_BEST = """
+    ranked = sorted(pair_counts.items(), key=lambda item: (item[1], vocab[item[0][0]], vocab[item[0][1]]), reverse=True)
+    return ranked[0][0]
+"""
+SLICING_MERGE = """
+    out = list(ids)
+    i = 0
+    while i < len(out) - 1:
+        if out[i] == pair[0] and out[i + 1] == pair[1]:
+            out[i : i + 2] = [new_id]
+        i += 1
+    return out
+"""
+# "Apply the merges in the order they were learned", one pass per merge over each word.
+MERGES_IN_ORDER = """
+    ids = []
+    for piece in gpt2_pretokenize(text):
+        word = list(piece.encode("utf-8"))
+        for pair, new_id in merges.items():
+            word = merge(word, pair, new_id)
+        ids += word
+    return ids
+"""
+ONE_HOT_INIT = """
+    self.weight = nn.Parameter(torch.empty(vocab_size, embed_dim))
+    nn.init.normal_(self.weight)
+"""
+ONE_HOT_FORWARD = """
+    one_hot = F.one_hot(ids, num_classes=self.weight.shape[0]).to(self.weight.dtype)
+    return one_hot @ self.weight
+"""
+
+
+def test_embeddings_mistakes_and_alternatives(tmp_path):
+    def variant(name, replacements):
+        return replace_blocks(SOURCE, replacements, tmp_path / name / "embeddings.ipynb")
+
+    submissions = {
+        "solution": SOURCE,
+        "unweighted_counts": variant("unweighted_counts", {"count_pairs": [UNWEIGHTED_COUNTS]}),
+        "concatenated_tie": variant("concatenated_tie", {"best_pair": [CONCATENATED_TIE]}),
+        "no_pretokenization": variant("no_pretokenization", {"encode": [NO_PRETOKENIZATION]}),
+        "aliased_embedding": variant("aliased_embedding", {"embedding": [EMBEDDING_INIT, ALIASED_EMBEDDING]}),
+        "aten_embedding": variant("aten_embedding", {"embedding": [EMBEDDING_INIT, ATEN_EMBEDDING]}),
+        "alternative": variant("alternative", {"count_pairs": [COUNTER_PAIRS],
+                                               "best_pair": [SORTED_BEST],
+                                               "merge": [SLICING_MERGE],
+                                               "encode": [MERGES_IN_ORDER],
+                                               "embedding": [ONE_HOT_INIT, ONE_HOT_FORWARD]}),
+    }
+    scores = autograde("embeddings", submissions, tmp_path / "course")
+
+    points = notebook_points(SOURCE)
+    total = sum(points.values())
+
+    def without(*grade_ids):
+        return total - sum(points[g] for g in grade_ids)
+
+    expected = {
+        "solution": total,
+        "alternative": total,
+        "unweighted_counts": without("test_count_pairs_visible", "test_count_pairs_hidden"),
+        # The visible test holds the (b"ab", b"c") vs (b"a", b"bd") case.
+        "concatenated_tie": without("test_best_pair_visible", "test_best_pair_hidden"),
+        "no_pretokenization": without("test_encode_visible", "test_encode_hidden"),
+        # Same numbers as the solution, so the visible test passes; the hidden guard catches it.
+        "aliased_embedding": without("test_embedding_hidden"),
+        "aten_embedding": without("test_embedding_hidden"),
+    }
+    assert 0 < expected["no_pretokenization"] < expected["concatenated_tie"] < expected["unweighted_counts"] < total
+    assert {name: s["score"] for name, s in scores.items()} == expected
+    assert all(s["max_score"] == total for s in scores.values())

@@ -61,5 +61,8 @@ def forbid_calls(*functions, message: str = "calling {name} is not allowed in th
     try:
         with _TorchGuard(torch_funcs, message):
             yield
+            # Code that removes the profiler could call a forbidden function unseen.
+            if codes and sys.getprofile() is not profiler:
+                raise ForbiddenCallError("the checked code switched off the call checks (sys.setprofile)")
     finally:
         sys.setprofile(old_profile)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.slow
 
 UNSCALED = """\
 scores = q @ k.transpose(-2, -1)  # forgot the 1/sqrt(d) scale

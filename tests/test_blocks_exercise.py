@@ -8,7 +8,7 @@ import pytest
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
 from tests.nbgrader_helpers import replace_blocks
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "blocks" / "blocks.ipynb"
 

@@ -5,7 +5,7 @@ import pytest
 
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.slow
 
 TWO_WRONG = """\
 q6 = "decoder"

@@ -27,7 +27,6 @@ def test_release_matches_fresh_generate(name, tmp_path):
         assert same, f"exercises/{name}/{rel} has drifted from solutions/: run `make release`, never edit it by hand"
 
 
-@pytest.mark.xdist_group("nbgrader")
 @pytest.mark.parametrize("name", assignments())
 def test_solution_full_marks_release_zero(name, tmp_path):
     nb = f"{name}.ipynb"

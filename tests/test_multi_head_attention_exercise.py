@@ -9,7 +9,7 @@ import pytest
 
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "multi_head_attention" / "multi_head_attention.ipynb"
 

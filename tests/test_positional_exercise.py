@@ -8,7 +8,7 @@ import pytest
 
 from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "positional" / "positional.ipynb"
 

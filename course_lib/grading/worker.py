@@ -3,9 +3,10 @@
 Each worker is a long-lived process (importing nbgrader once is a good part of the cost of
 grading a notebook) that sits in its own network namespace and grades one submission at a
 time, each in a fresh temporary course root that holds only what nbgrader needs for that
-notebook: a copy of the assignment's gradebook, its source notebook and the one
-(repaired) submission. The kernel itself runs in the sandbox (``sandbox.py``), which hides
-that root, apart from the submission directory, from the learner's code.
+notebook: a copy of the assignment's gradebook (hidden tests, no solutions), the
+assignment's data files (not its solution notebook) and the one (repaired) submission.
+The kernel itself runs in the sandbox (``sandbox.py``), which hides that root from the
+learner's code and gives it a fresh working directory instead.
 
 Results go back on a private copy of stdout; anything else the process prints goes to
 stderr, and kernels never share the worker's stdio.
@@ -105,7 +106,9 @@ def grade_job(job: dict) -> dict:
     root = Path(tempfile.mkdtemp(prefix="sub-", dir=job["work_dir"]))
     try:
         shutil.copy(Path(job["template_dir"]) / "gradebook.db", root / "gradebook.db")
-        shutil.copytree(Path(job["template_dir"]) / "source" / assignment, root / "source" / assignment)
+        # nbgrader copies the assignment's data files from source/; the solution notebook stays out.
+        shutil.copytree(Path(job["template_dir"]) / "source" / assignment, root / "source" / assignment,
+                        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         target = root / "submitted" / student / assignment
         target.mkdir(parents=True)
         nbformat.write(nb, target / f"{name}.ipynb")

@@ -92,7 +92,8 @@ def autograde(assignment: str, submissions: dict[str, Path], course_root: Path) 
         dest = course_root / "submitted" / student / assignment
         dest.mkdir(parents=True)
         shutil.copy(nb, dest / f"{assignment}.ipynb")
-    run_nbgrader(["autograde", assignment, "--force"], course_root, timeout=900)
+    # The same per-cell limit as the repository's nbgrader_config.py (nbgrader's default is 30 s).
+    run_nbgrader(["autograde", assignment, "--force", "--ExecutePreprocessor.timeout=120"], course_root, timeout=1200)
     run_nbgrader(["export", "--to", str(course_root / "grades.csv")], course_root)
     with open(course_root / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))

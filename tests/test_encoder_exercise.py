@@ -1,0 +1,169 @@
+"""The encoder assignment graded end to end: typical mistakes lose exactly the points of the
+part they break (one only the hidden tests can see), and other correct implementations get
+full marks."""
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
+
+pytestmark = pytest.mark.slow
+
+SOURCE = SOLUTIONS / "encoder" / "encoder.ipynb"
+BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION", flags=re.S | re.M)
+
+
+def replace_blocks(nb_path: Path, replacements: dict[str, list[str]], out_path: Path) -> Path:
+    """Copy a notebook, replacing the solution blocks of each named cell, in order; each body is
+    given without indentation and indented like its ``### BEGIN SOLUTION`` marker."""
+    nb = json.loads(Path(nb_path).read_text())
+    seen = set()
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id not in replacements:
+            continue
+        bodies = iter(replacements[grade_id])
+
+        def indent(match: re.Match) -> str:
+            return textwrap.indent(textwrap.dedent(next(bodies)).strip("\n"), match.group(1))
+
+        source, n = BLOCK.subn(indent, "".join(cell["source"]))
+        assert n == len(replacements[grade_id]), f"cell {grade_id} has {n} solution blocks"
+        cell["source"] = source
+        seen.add(grade_id)
+    assert seen == set(replacements), f"no cells named {set(replacements) - seen}"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(nb, indent=1))
+    return out_path
+
+
+BLOCK_INIT = """
+    self.self_attn = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout)
+    self.attn_norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+    self.up_proj = nn.Linear(embed_dim, hidden_dim)
+    self.down_proj = nn.Linear(hidden_dim, embed_dim)
+    self.ffn_norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+    self.dropout = nn.Dropout(dropout)
+"""
+
+# --- Typical mistakes -------------------------------------------------------------------
+
+# GPT-2's pre-norm order instead of BERT's post-norm.
+PRE_NORM = """
+    x = x + self.dropout(self.self_attn(self.attn_norm(x), attn_mask=attn_mask))
+    return x + self.dropout(self.down_proj(self.dropout(F.gelu(self.up_proj(self.ffn_norm(x))))))
+"""
+
+# Two independent draws for [MASK] and random: the random draw overwrites some [MASK]s, so
+# only about 72% of the chosen tokens end up as [MASK] and 18% unchanged.
+OVERLAPPING_DRAWS = """
+special = torch.isin(ids, torch.tensor(list(special_ids), dtype=ids.dtype))
+chosen = (torch.rand(ids.shape) < mask_prob) & ~special
+labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+inputs = torch.where(chosen & (torch.rand(ids.shape) < 0.8), torch.full_like(ids, mask_id), ids)
+random_ids = torch.randint(vocab_size, ids.shape, dtype=ids.dtype)
+inputs = torch.where(chosen & (torch.rand(ids.shape) < 0.1), random_ids, inputs)
+return inputs, labels
+"""
+
+HEAD_INIT = """
+self.encoder = encoder
+self.dropout = nn.Dropout(dropout)
+self.classifier = nn.Linear(embed_dim, num_labels)
+"""
+
+# A frozen encoder: the logits are right, but fine-tuning would train only the classifier.
+# Only the hidden test (gradients reach the encoder) sees it.
+FROZEN_ENCODER = """
+with torch.no_grad():
+    hidden = self.encoder(ids)
+return self.classifier(self.dropout(hidden))
+"""
+
+LOSS = "return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)"
+
+# --- Correct alternatives ---------------------------------------------------------------
+
+# The course's own LayerNorm, an activation module and separate dropout modules.
+ALT_BLOCK_INIT = """
+from course_lib.nn import LayerNorm
+self.self_attn = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout)
+self.attn_norm = LayerNorm(embed_dim, eps=norm_eps)
+self.up_proj = nn.Linear(embed_dim, hidden_dim)
+self.act = nn.GELU()
+self.down_proj = nn.Linear(hidden_dim, embed_dim)
+self.ffn_norm = LayerNorm(embed_dim, eps=norm_eps)
+self.drop_attn, self.drop_hidden, self.drop_out = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+"""
+ALT_BLOCK_FORWARD = """
+attended = self.self_attn(x, attn_mask=attn_mask)
+x = self.attn_norm(x + self.drop_attn(attended))
+hidden = self.drop_hidden(self.act(self.up_proj(x)))
+return self.ffn_norm(x + self.drop_out(self.down_proj(hidden)))
+"""
+
+# Hugging Face's recipe: Bernoulli draws, the 10/10 split made conditional on "not [MASK]".
+ALT_MASK = """
+candidates = torch.ones_like(ids, dtype=torch.bool)
+for special_id in special_ids:
+    candidates &= ids != special_id
+chosen = torch.bernoulli(torch.full(ids.shape, float(mask_prob))).bool() & candidates
+labels = ids.clone()
+labels[~chosen] = -100
+inputs = ids.clone()
+to_mask = torch.bernoulli(torch.full(ids.shape, 0.8)).bool() & chosen
+inputs[to_mask] = mask_id
+to_random = torch.bernoulli(torch.full(ids.shape, 0.5)).bool() & chosen & ~to_mask
+inputs[to_random] = torch.randint(vocab_size, (int(to_random.sum()),), dtype=ids.dtype)
+return inputs, labels
+"""
+
+# einsum for the head; the loss from log-probabilities, averaged by hand.
+ALT_HEAD_FORWARD = """
+states = self.dropout(self.encoder(ids))
+return torch.einsum("bte,ce->btc", states, self.classifier.weight) + self.classifier.bias
+"""
+ALT_LOSS = """
+keep = labels != -100
+log_probs = torch.log_softmax(logits[keep], dim=-1)
+return -log_probs.gather(1, labels[keep].unsqueeze(1)).sum() / keep.sum()
+"""
+
+
+def test_encoder_mistakes_and_alternatives(tmp_path):
+    def variant(name: str, replacements: dict[str, list[str]]) -> Path:
+        return replace_blocks(SOURCE, replacements, tmp_path / name / "encoder.ipynb")
+
+    submissions = {
+        "solution": SOURCE,
+        "pre_norm": variant("pre_norm", {"encoder_block": [BLOCK_INIT, PRE_NORM]}),
+        "overlapping_draws": variant("overlapping_draws", {"bert_mask": [OVERLAPPING_DRAWS]}),
+        "frozen_encoder": variant("frozen_encoder", {"token_classifier": [HEAD_INIT, FROZEN_ENCODER, LOSS]}),
+        "alternative": variant("alternative", {"encoder_block": [ALT_BLOCK_INIT, ALT_BLOCK_FORWARD],
+                                               "bert_mask": [ALT_MASK],
+                                               "token_classifier": [HEAD_INIT, ALT_HEAD_FORWARD, ALT_LOSS]}),
+    }
+    scores = autograde("encoder", submissions, tmp_path / "course")
+
+    points = notebook_points(SOURCE)
+    total = sum(points.values())
+
+    def part(name: str) -> float:
+        return points[f"test_{name}_visible"] + points[f"test_{name}_hidden"]
+
+    expected = {
+        "solution": total,
+        "alternative": total,
+        "pre_norm": total - part("encoder_block"),
+        "overlapping_draws": total - part("bert_mask"),
+        # The visible tests pass; the hidden gradient test catches the frozen encoder.
+        "frozen_encoder": total - points["test_token_classifier_hidden"],
+    }
+    assert total == part("encoder_block") + part("bert_mask") + part("token_classifier") == 15
+    assert {name: s["score"] for name, s in scores.items()} == expected
+    assert all(s["max_score"] == total for s in scores.values())

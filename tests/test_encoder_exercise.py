@@ -3,44 +3,15 @@ part they break (one only the hidden tests can see), and other correct implement
 full marks."""
 from __future__ import annotations
 
-import json
-import re
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
+from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
 
 pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "encoder" / "encoder.ipynb"
-BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION", flags=re.S | re.M)
-
-
-def replace_blocks(nb_path: Path, replacements: dict[str, list[str]], out_path: Path) -> Path:
-    """Copy a notebook, replacing the solution blocks of each named cell, in order; each body is
-    given without indentation and indented like its ``### BEGIN SOLUTION`` marker."""
-    nb = json.loads(Path(nb_path).read_text())
-    seen = set()
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id not in replacements:
-            continue
-        bodies = iter(replacements[grade_id])
-
-        def indent(match: re.Match) -> str:
-            return textwrap.indent(textwrap.dedent(next(bodies)).strip("\n"), match.group(1))
-
-        source, n = BLOCK.subn(indent, "".join(cell["source"]))
-        assert n == len(replacements[grade_id]), f"cell {grade_id} has {n} solution blocks"
-        cell["source"] = source
-        seen.add(grade_id)
-    assert seen == set(replacements), f"no cells named {set(replacements) - seen}"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(nb, indent=1))
-    return out_path
-
 
 BLOCK_INIT = """
     self.self_attn = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout)

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
     p.add_argument("--course-root", default=".", help="course root holding nbgrader_config.py and gradebook.db")
     p.add_argument("--timeout", type=int, default=30, help="seconds allowed per cell")
-    p.add_argument("--memory-mb", type=int, default=3072, help="address-space limit of each kernel")
+    p.add_argument("--memory-mb", type=int, default=3072, help="memory limit of each kernel and its processes")
     p.add_argument("--force", action="store_true", help="regrade submissions graded before")
     p.add_argument("--regexp", help="nbgrader-style named regexp for LMS file names (student_id, file_id)")
     p.add_argument("--csv", help="where to write the grades CSV (default: <course root>/grades.csv)")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_lib.device import available_devices
+from tests.grading_batch import grading_batch  # noqa: F401 - the one `course grade` batch the grading tests share
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,5 +1,6 @@
-"""The fault and attack suite: one LMS zip of good submissions and every bad case, graded
-once by ``course grade`` (2 workers), then checked case by case.
+"""The fault and attack suite: one LMS zip of good submissions and every bad case
+(``grading_cases.fault_cases``), graded once by ``course grade`` (2 workers) in the batch the
+grading tests share (``grading_batch.py``), then checked case by case.
 
 Points per part: stable_softmax 3, causal_mask 2, attention 7 (12 in all). A case's
 expected total follows from which part it breaks or games; a flagged part scores 0.
@@ -12,108 +13,23 @@ import nbformat
 import pytest
 
 from course_lib.grading import merge
-from course_lib.grading.grade import GradeOptions, grade_assignment
+from course_lib.grading.grade import grade_assignment
 from tests import grading_cases as cases
+from tests.grading_batch import result_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading_faults")]  # one batch, one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading_batch")]  # one batch, one xdist worker
 
-SOL = cases.solution_sources()
 TOTAL = cases.TOTAL
-FUSED = ("import torch.nn.functional as F\n"
-         "def attention(q, k, v, mask=None):\n"
-         "    w = stable_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask)\n"
-         "    return {call}(q, k, v, attn_mask=mask), w\n")
-UNINTERRUPTIBLE = ("while True:\n    try:\n        while True:\n            pass\n"
-                   "    except KeyboardInterrupt:\n        pass\n")
-
-
-def _leak_probe(root) -> str:
-    # ctypes' open is not seen by the audit hook and the path is not a literal: only the
-    # operating system (the mount namespace) stands between this cell and the files.
-    paths = [root / "gradebook.db", root / "solutions" / "attention" / "attention.ipynb",
-             root / "submitted" / "good-1" / "attention" / "attention.ipynb"]
-    hexed = [str(p).encode().hex() for p in paths]
-    return ("import ctypes\nlibc = ctypes.CDLL(None)\n"
-            f"leaked = [libc.open(bytes.fromhex(h), 0) >= 0 for h in {hexed}]\n"
-            "if any(leaked):\n    def causal_mask(t):\n        return torch.ones(t, t, dtype=torch.bool)\n")
-
-
-def _cases(root) -> dict[str, tuple[bytes, float, bool]]:
-    """student -> (notebook bytes, expected total, expected flagged)."""
-    b, nb = cases.to_bytes, cases.build
-    outside = root / "pwned.txt"
-    return {
-        "good-1": (b(nb()), TOTAL, False),
-        "good-2": (b(nb()), TOTAL, False),
-        "infinite-loop": (b(nb({"causal_mask": "def causal_mask(t):\n    while True:\n        pass"})), 3 + 0 + 4, False),
-        "ignores-interrupt": (b(nb(after={"test_attention_hidden": UNINTERRUPTIBLE})), TOTAL, False),
-        "sleeps-once": (b(nb(after={"test_stable_softmax_hidden": "import time\ntime.sleep(600)"})), TOTAL, False),
-        "os-exit": (b(nb(after={"test_causal_mask_visible": "import os\nos._exit(1)"})), TOTAL, False),
-        "segfault": (b(nb(after={"test_stable_softmax_hidden": "import faulthandler\nfaulthandler._sigsegv()"})),
-                     TOTAL, False),
-        "memory-hog": (b(nb(after={"test_causal_mask_hidden": "huge = torch.empty(2**40, dtype=torch.uint8)\n"
-                                   "huge.fill_(1)"})), TOTAL, False),
-        "invalid-json": (b"{this is not json", 0, False),
-        "empty-file": (b"", 0, False),
-        "nbformat-5": (cases.nbformat5(), 0, False),
-        "nbformat-3": (cases.nbformat3(), TOTAL, False),
-        "deleted-tests": (b(nb(edit=cases.delete_cells("test_causal_mask_visible", "test_attention_hidden"))),
-                          TOTAL, False),
-        "duplicated-test": (b(nb(edit=cases.duplicate_cell("test_stable_softmax_visible"))), TOTAL, False),
-        "edited-test": (b(nb({"causal_mask": cases.WRONG["causal_mask"]},
-                             edit=cases.set_cell("test_causal_mask_visible", source="pass"))),
-                        3 + 0 + 4, True),
-        "changed-metadata": (b(nb(edit=cases.set_cell("test_attention_visible", points=100))), 3 + 2, True),
-        "wrong-kernelspec": (b(nb(edit=cases.kernelspec("ir", "R"))), TOTAL, False),
-        "huge-output": (b(nb(after={"attention": "print('x' * 4_000_000)\nprint('y' * 4_000_000)"})), TOTAL, False),
-        "patches-allclose": (b(nb({"stable_softmax": "torch.allclose = lambda *a, **k: True\n"
-                                                     "def stable_softmax(scores, mask=None):\n    return scores"})),
-                             0, True),
-        "patches-numpy": (b(nb({"causal_mask": "import numpy as np\n"
-                                               "np.testing.assert_allclose = lambda *a, **k: None\n"
-                                               + SOL["causal_mask"]})), 3, True),
-        "patches-builtins": (b(nb({"attention": "import builtins\nbuiltins.abs = lambda x: 0\n" + SOL["attention"]})),
-                             3 + 2, True),
-        "redefines-check": (b(nb({"attention": "def check(condition, message):\n    return None\n"
-                                               + cases.WRONG["attention"]})), 3 + 2, True),
-        "calls-fused": (b(nb({"attention": FUSED.format(call="F.scaled_dot_product_attention")})), 3 + 2, True),
-        "fused-alias": (b(nb({"attention": "from torch.nn.functional import scaled_dot_product_attention as fast\n"
-                                           + FUSED.format(call="fast")})), 3 + 2, True),
-        "fused-getattr": (b(nb({"attention": FUSED.format(call='getattr(F, "scaled_dot" + "_product_attention")')})),
-                          3 + 2, True),
-        "library-alias": (b(nb({"attention": "import course_lib.nn.attention as ref\n"
-                                             "def attention(q, k, v, mask=None):\n"
-                                             "    return ref.naive_attention(q, k, v, mask)\n"})), 3 + 2, True),
-        "reads-files": (b(nb({"stable_softmax": "try:\n    print(open('../../../gradebook.db', 'rb').read(64))\n"
-                                                "except Exception as err:\n    print(err)\n" + SOL["stable_softmax"]})),
-                        2 + 7, True),
-        "leak-probe": (b(nb(after={"causal_mask": _leak_probe(root)})), TOTAL, False),
-        "writes-outside": (b(nb({"causal_mask": f"try:\n    open({str(outside)!r}, 'w').write('x')\n"
-                                                "except Exception as err:\n    print(err)\n" + SOL["causal_mask"]})),
-                           3 + 7, True),
-    }
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    root = cases.make_course(tmp_path_factory.mktemp("course"))
-    table = _cases(root)
-    files = {f"{student}_2024-03-02-09-00-00_attention.ipynb": data for student, (data, _, _) in table.items()}
-    good, wrong = cases.to_bytes(cases.build()), cases.to_bytes(cases.build(cases.WRONG))
-    files["김민준_2024-03-02-09-00-00_어텐션 과제.ipynb"] = good  # Korean student and file name
-    files["twice_2024-03-01-08-00-00_attention.ipynb"] = wrong  # the same student, first try
-    files["twice_2024-03-02-08-00-00_attention (1).ipynb"] = good  # ... and the one that counts
-    table["김민준"] = (good, TOTAL, False)
-    table["twice"] = (good, TOTAL, False)
-    archive = cases.lms_zip(tmp_path_factory.mktemp("lms") / "download.zip", files)
-    options = GradeOptions(workers=2, cell_timeout=10, progress=False)
-    summary = grade_assignment("attention", archive, root, options)
-    return root, archive, table, summary, options
+def batch(grading_batch):
+    """The shared batch (tests/grading_batch.py): these cases and the other grading tests' ones."""
+    b = grading_batch
+    return b.root, b.archive, b.table, b.summary, b.options
 
 
-def _result(summary, student, superseded=False):
-    return next(r for r in summary.results.values()
-                if r["student"] == student and bool(r.get("superseded_by")) == superseded)
+_result = result_of
 
 
 def test_every_submission_gets_a_score_and_feedback(batch):
@@ -127,7 +43,7 @@ def test_every_submission_gets_a_score_and_feedback(batch):
 
 @pytest.mark.parametrize("student", [
     "good-1", "good-2", "infinite-loop", "ignores-interrupt", "sleeps-once", "os-exit", "segfault", "memory-hog",
-    "invalid-json", "empty-file", "nbformat-5", "nbformat-3", "deleted-tests", "duplicated-test", "edited-test",
+    "memory-creep", "invalid-json", "empty-file", "nbformat-5", "nbformat-3", "deleted-tests", "duplicated-test", "edited-test",
     "changed-metadata", "wrong-kernelspec", "huge-output", "patches-allclose", "patches-numpy", "patches-builtins",
     "redefines-check", "calls-fused", "fused-alias", "fused-getattr", "library-alias", "reads-files", "leak-probe",
     "writes-outside", "김민준", "twice"])
@@ -154,9 +70,12 @@ def test_unreadable_files_say_why(batch):
 
 
 def test_faults_are_explained_in_notes(batch):
-    _, _, _, summary, _ = batch
-    for student in ("os-exit", "segfault", "ignores-interrupt"):
+    _, _, _, summary, options = batch
+    for student in ("os-exit", "segfault", "ignores-interrupt", "memory-creep"):
         assert any("restarted" in n for n in _result(summary, student)["notes"]), student
+    memory = [n for n in _result(summary, "memory-creep")["notes"] if "memory" in n]
+    assert memory and f"more than {options.memory_mb} MB of memory" in memory[0], memory
+    assert not any("memory" in n for n in _result(summary, "os-exit")["notes"])
     assert any("time limit" in n for n in _result(summary, "sleeps-once")["notes"])
     assert any("'ir'" in n for n in _result(summary, "wrong-kernelspec")["notes"])
 

@@ -98,7 +98,10 @@ def check_notebook(path: Path, timeout: int = 120) -> CheckReport:
     config = Config()
     config.Execute.timeout = timeout
     config.Execute.kernel_name = "python3"  # whatever kernel the file names, check with this Python
-    config.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+    # Warnings on stdout, as in the grading kernel: a test that only warned passes here too.
+    warnings_line = "__import__('course_lib.grading.kernel', fromlist=['_']).route_warnings_to_stdout()"
+    config.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
+                                      f"--IPKernelApp.exec_lines={warnings_line}"]
     validator = _Keep(config=config)
     results = validator.validate(str(path.resolve()))
     if "type_changed" in results:

@@ -10,7 +10,10 @@ matching (its ``named_regexp`` with ``student_id``, ``file_id`` and optional ``t
 
 Every file found becomes a :class:`Submission`; nothing is dropped silently. When a student
 handed in more than once, the newest one is graded into the gradebook and the others are
-marked ``superseded_by`` (they still get a score and feedback). The kept copy is written to
+marked ``superseded_by`` (they still get a score and feedback). Newest means the latest
+submission time (from the file name, or ``timestamp.txt`` as nbgrader writes it), then, for
+files without one, the latest modification time (a browser's ``name (1).ipynb`` sorts before
+``name.ipynb`` but is the later download). The kept copy is written to
 ``<course root>/submitted/<student>/<assignment>/<notebook>.ipynb`` like ``nbgrader collect``.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
+from nbgrader.utils import parse_utc
 
 NESTED = r"^(?P<student_id>[^/]+)/(?P<assignment_id>[^/]+)/(?P<file_id>[^/]+)$"
 FLAT = (r"^(?:.*/)?(?P<student_id>[^_/]+)_(?:(?P<timestamp>\d{4}-?\d{2}-?\d{2}[T _-]?\d{2}[-:]?\d{2}"
@@ -37,6 +41,7 @@ class Submission:
     origin: str  # where it came from, relative to the directory or zip
     data: bytes = field(repr=False)
     timestamp: datetime | None = None
+    modified: float = 0.0  # the file's (or zip entry's) modification time: breaks ties between resubmissions
     superseded_by: str | None = None
     path: Path | None = None  # the collected copy that is graded
 
@@ -66,7 +71,7 @@ def _fix_zip_name(info: zipfile.ZipInfo) -> str:
 
 
 def _entries(source: Path):
-    """(relative name, bytes or None, why) for each candidate file."""
+    """(relative name, bytes or None, why, modification time) for each candidate file."""
     if source.is_file():
         try:
             archive = zipfile.ZipFile(source)
@@ -77,12 +82,13 @@ def _entries(source: Path):
                 name = _fix_zip_name(info)
                 if info.is_dir() or not name.endswith(".ipynb") or "__MACOSX" in name:
                     continue
+                modified = datetime(*info.date_time, tzinfo=timezone.utc).timestamp()
                 if name.startswith("/") or ".." in name.split("/"):
-                    yield name, None, "unsafe path in the zip"
+                    yield name, None, "unsafe path in the zip", modified
                 elif info.file_size > MAX_BYTES:
-                    yield name, None, f"larger than {MAX_BYTES >> 20} MB"
+                    yield name, None, f"larger than {MAX_BYTES >> 20} MB", modified
                 else:
-                    yield name, archive.read(info), None
+                    yield name, archive.read(info), None, modified
         return
     if not source.is_dir():
         raise ValueError(f"submissions not found: {source}")
@@ -90,9 +96,9 @@ def _entries(source: Path):
         rel = path.relative_to(source).as_posix()
         if ".ipynb_checkpoints" in rel or any(p.startswith(".") for p in rel.split("/")):
             continue
-        size = path.stat().st_size
-        yield (unicodedata.normalize("NFC", rel), None, f"larger than {MAX_BYTES >> 20} MB") if size > MAX_BYTES \
-            else (unicodedata.normalize("NFC", rel), path.read_bytes(), None)
+        stat, rel = path.stat(), unicodedata.normalize("NFC", rel)
+        yield (rel, None, f"larger than {MAX_BYTES >> 20} MB", stat.st_mtime) if stat.st_size > MAX_BYTES \
+            else (rel, path.read_bytes(), None, stat.st_mtime)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -105,6 +111,19 @@ def _parse_time(text: str | None) -> datetime | None:
     return None
 
 
+def _read_timestamp(path: Path) -> datetime | None:
+    """``timestamp.txt`` as ``nbgrader submit``/``collect`` write it ('2024-03-02 09:00:00.123456 UTC')."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        stamp = parse_utc(text)  # nbgrader's own parser: time zone names and offsets, fractions
+    except (ValueError, OverflowError):
+        return _parse_time(text)
+    return stamp.replace(tzinfo=timezone.utc) if stamp else None
+
+
 def _valid_student(name: str) -> bool:
     return bool(name.strip()) and name not in {".", ".."} and not re.search(r"[/\\\x00-\x1f]", name)
 
@@ -113,7 +132,7 @@ def find_submissions(source: Path, assignment: str, regexp: str | None = None) -
     plugins = [FileNameCollectorPlugin(named_regexp=r) for r in ([regexp] if regexp else [NESTED, FLAT])]
     found, skipped = [], []
     nested_dir = Path(source).is_dir()
-    for name, data, why in _entries(Path(source)):
+    for name, data, why, modified in _entries(Path(source)):
         if why:
             skipped.append((name, why))
             continue
@@ -129,9 +148,8 @@ def find_submissions(source: Path, assignment: str, regexp: str | None = None) -
             continue
         stamp = _parse_time(info.get("timestamp"))
         if stamp is None and nested_dir and info.get("assignment_id"):
-            stamp_file = Path(source) / Path(name).parent / "timestamp.txt"
-            stamp = _parse_time(stamp_file.read_text()) if stamp_file.exists() else None
-        found.append(Submission(student, name, data, stamp))
+            stamp = _read_timestamp(Path(source) / Path(name).parent / "timestamp.txt")
+        found.append(Submission(student, name, data, stamp, modified))
     _mark_superseded(found)
     return Collection(found, skipped)
 
@@ -142,7 +160,7 @@ def _mark_superseded(subs: list[Submission]) -> None:
         by_student.setdefault(sub.student, []).append(sub)
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     for group in by_student.values():
-        group.sort(key=lambda s: (s.timestamp or oldest, s.origin))
+        group.sort(key=lambda s: (s.timestamp or oldest, s.modified, s.origin))
         for sub in group[:-1]:
             sub.superseded_by = group[-1].origin
 

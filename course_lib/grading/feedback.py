@@ -11,6 +11,8 @@ import json
 from html import escape
 from pathlib import Path
 
+from .late import describe
+
 STYLE = ("body{font-family:sans-serif;max-width:52rem;margin:2rem auto;line-height:1.4}"
          "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}"
          ".pass{color:#176917}.fail{color:#a31515}.flag{background:#fff4e5;border:1px solid #f0a020;padding:.5rem}")
@@ -28,13 +30,14 @@ def render_html(result: dict, student: str, assignment: str, origin: str) -> str
     notes = "".join(f"<li>{escape(n)}</li>" for n in result.get("notes", []))
     status = result.get("status", "graded")
     head = "" if status == "graded" else f"<p class='fail'>Not graded: {escape(result.get('reason') or status)}</p>"
+    late = (f"<p class='fail'>Handed in {escape(describe(result['late']))}.</p>" if result.get("late") else "")
     superseded = (f"<p>This is an earlier submission; the one graded into the gradebook is "
                   f"<code>{escape(result['superseded_by'])}</code>.</p>") if result.get("superseded_by") else ""
     return "\n".join([
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{escape(assignment)}: feedback for {escape(student)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(assignment)}</h1><p>Student: <b>{escape(student)}</b> &middot; file: <code>{escape(origin)}</code></p>",
-        head, superseded,
+        head, superseded, late,
         f"<h2>Score: {result.get('score', 0):g} / {result.get('max_score', 0):g}</h2>",
         "<table><tr><th>part</th><th>test</th><th>points</th><th>result</th><th>message</th></tr>",
         *rows, "</table>",
@@ -56,6 +59,6 @@ def write_feedback(feedback_dir: Path, result: dict, student: str, assignment: s
     html = folder / f"{stem}.html"
     html.write_text(render_html(result, student, assignment, origin), encoding="utf-8")
     public = {k: result.get(k) for k in ("status", "reason", "score", "max_score", "tests", "flags", "notes",
-                                          "superseded_by")}
+                                          "superseded_by", "late")}
     (folder / f"{stem}.json").write_text(json.dumps(public, ensure_ascii=False, indent=1), encoding="utf-8")
     return html

@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from . import collect, feedback, merge
+from . import collect, feedback, late, memory, merge
 from .nbgrader_run import run_nbgrader
 from .parts import parts_of
 from .pool import WorkerPool
@@ -37,7 +37,7 @@ from .state import GradingState, tree_hash
 class GradeOptions:
     workers: int = 2
     cell_timeout: int = 30
-    memory_mb: int = 3072
+    memory_mb: int = 3072  # per kernel, resident memory of it and its processes (memory.py)
     cpu_seconds: int = 600
     job_timeout: float | None = None
     force: bool = False
@@ -65,6 +65,10 @@ class Summary:
     def flagged(self) -> list[tuple[str, list[dict]]]:
         return [(k, r["flags"]) for k, r in self.results.items() if r.get("flags")]
 
+    @property
+    def late(self) -> list[tuple[str, dict]]:
+        return [(k, r["late"]) for k, r in self.results.items() if r.get("late")]
+
     def report(self) -> str:
         lines = [f"{self.assignment}: {len(self.results)} submissions, {self.graded_now} graded now, "
                  f"{self.resumed} unchanged since the last run (kept), {len(self.failed)} not gradable, "
@@ -75,6 +79,8 @@ class Summary:
         for key, flags in self.flagged:
             parts = sorted({str(f.get('part') or 'all parts') for f in flags})
             lines.append(f"  FLAGGED {key}: parts {', '.join(parts)}: {flags[0]['message']}")
+        for key, lateness in self.late:
+            lines.append(f"  LATE    {key}: {late.describe(lateness)}")
         for origin, why in self.skipped_files:
             lines.append(f"  SKIPPED {origin}: {why}")
         superseded = [(k, r["superseded_by"]) for k, r in self.results.items() if r.get("superseded_by")]
@@ -88,11 +94,8 @@ class Summary:
 def course_settings(root: Path) -> dict:
     """source/release directories and course id from the course's ``nbgrader_config.py``."""
     settings = {"source": "solutions", "release": "exercises", "course_id": "course"}
-    config_file = root / "nbgrader_config.py"
-    if config_file.exists():
-        from traitlets.config.loader import PyFileConfigLoader
-
-        cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().CourseDirectory
+    if (root / "nbgrader_config.py").exists():
+        cfg = late.course_config(root).CourseDirectory
         settings["source"] = cfg.get("source_directory", settings["source"])
         settings["release"] = cfg.get("release_directory", settings["release"])
         settings["course_id"] = cfg.get("course_id", settings["course_id"])
@@ -126,6 +129,31 @@ def _fill_in(result: dict, parts, sub: collect.Submission) -> dict:
     return result
 
 
+def _mark_late(subs: list[collect.Submission], state: GradingState, root: Path, assignment: str,
+               notebook: str, source_hash: str) -> None:
+    """Late penalties into the gradebook, lateness into results and feedback.
+
+    Done on every run, for every submission that counts, graded now or before: the due date
+    or a student's extension may have changed since.
+    """
+    counting = [s for s in subs if not s.superseded_by]
+    lateness = late.apply(root / "gradebook.db", assignment, notebook, [s.student for s in counting],
+                          late.penalty_plugin(root))
+    changed = False
+    for sub in counting:
+        result = state.result(sub.key)
+        if "late" in result and result["late"] == lateness[sub.student]:
+            continue
+        if result.get("late") != lateness[sub.student]:  # the page shows lateness: write it again
+            result["late"] = lateness[sub.student]
+            feedback.write_feedback(root / "feedback", result, sub.student, assignment, notebook, sub.origin)
+        result["late"] = lateness[sub.student]
+        state.record(sub.key, sub.sha256, source_hash, result, save=False)
+        changed = True
+    if changed:
+        state.save()
+
+
 def grade_assignment(assignment: str, submissions: Path, course_root: Path = Path("."),
                      options: GradeOptions | None = None) -> Summary:
     options = options or GradeOptions()
@@ -152,21 +180,14 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
     gradebook = root / "gradebook.db"
     merge.ensure_assignment(gradebook, template / "gradebook.db", assignment, settings["course_id"])
     state = GradingState(state_dir / "state.json")
-    summary = Summary(assignment, skipped_files=found.skipped, isolation=isolation_level())
+    summary = Summary(assignment, skipped_files=found.skipped,
+                      isolation=f"{isolation_level()}; memory: {memory.mechanism()}")
 
-    def unchanged(sub: collect.Submission) -> bool:
-        done = state.is_done(sub.key, sub.sha256, source_hash)
-        return done and state.result(sub.key).get("superseded_by") == sub.superseded_by
-
-    todo = [s for s in found.submissions if options.force or not unchanged(s)]
+    todo = [s for s in found.submissions if options.force or not state.is_done(s.key, s.sha256, source_hash)]
     todo_keys = {s.key for s in todo}
     kept = [s for s in found.submissions if s.key not in todo_keys]
     summary.resumed = len(kept)
     in_gradebook = merge.scores_in_gradebook(gradebook, assignment, notebook)
-    for sub in kept:  # e.g. a gradebook restored from a backup: put the known result back
-        result = state.result(sub.key)
-        if not sub.superseded_by and in_gradebook.get(sub.student) != result["score"]:
-            merge.record(gradebook, assignment, notebook, sub.student, result, sub.timestamp)
     by_key = {s.key: s for s in found.submissions}
     index = {s.key: i for i, s in enumerate(found.submissions)}
 
@@ -178,10 +199,18 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
                                 index[sub.key] if sub.superseded_by else None)
         state.record(sub.key, sub.sha256, source_hash, result)
 
+    for sub in kept:
+        result = state.result(sub.key)
+        if result.get("superseded_by") != sub.superseded_by:
+            finish(sub, result)  # a newer submission came (or went): same work, same result, new role
+        elif not sub.superseded_by and in_gradebook.get(sub.student) != result["score"]:
+            # e.g. a gradebook restored from a backup: put the known result back
+            merge.record(gradebook, assignment, notebook, sub.student, result, sub.timestamp)
+
     if todo:
         work = Path(tempfile.mkdtemp(prefix="work-", dir=state_dir))
         os.chmod(work, 0o700)
-        config = SandboxConfig(memory_bytes=options.memory_mb << 20, cpu_seconds=options.cpu_seconds,
+        config = SandboxConfig(cpu_seconds=options.cpu_seconds,
                                protected=[str(root), str(work), str(Path(submissions).resolve())])
         config.save(work / "sandbox.json")
         write_kernelspec(work / "jupyter" / "kernels", work / "sandbox.json")
@@ -195,7 +224,7 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
                  "course_id": settings["course_id"], "submission_file": str(s.path),
                  "timestamp": s.timestamp.strftime("%Y-%m-%d %H:%M:%S UTC") if s.timestamp else None,
                  "template_dir": str(template), "release_notebook": str(release_nb), "work_dir": str(work),
-                 "cell_timeout": options.cell_timeout} for s in todo]
+                 "cell_timeout": options.cell_timeout, "memory_bytes": options.memory_mb << 20} for s in todo]
         pool = WorkerPool(options.workers, env, state_dir, job_timeout)
         bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="nb", disable=not options.progress,
                    file=sys.stderr)
@@ -214,6 +243,7 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
             shutil.rmtree(work, ignore_errors=True)
         if pool.network_isolated is False:
             summary.isolation += "; network NOT isolated (no network namespace)"
+    _mark_late(found.submissions, state, root, assignment, notebook, source_hash)
     for sub in found.submissions:
         summary.results[sub.key] = state.result(sub.key)
     summary.csv = merge.export_csv(gradebook, options.csv or root / "grades.csv")

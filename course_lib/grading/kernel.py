@@ -2,8 +2,8 @@
 
 The sandbox launcher (``sandbox.py``) has already dropped privileges and set limits; this
 module loads what the tests rely on *before* any learner code can run, records it
-(:func:`integrity.snapshot`), installs the audit hook and the per-cell monitor, and then
-hands over to ipykernel.
+(:func:`integrity.snapshot`), installs the audit hook and the per-cell monitor, sends
+warnings to stdout (:func:`route_warnings_to_stdout`), and then hands over to ipykernel.
 """
 from __future__ import annotations
 
@@ -12,12 +12,61 @@ import os
 import sys
 
 AUDIT_ENV = "COURSE_SANDBOX_AUDIT"
+# Tests only: map this many bytes of address space at start-up, as the CUDA build of torch does
+# (it reserves tens of GB for unified addressing), so that a CPU-only machine can check that the
+# sandbox's memory limit lets such a kernel start. The launcher forwards it from its environment.
+RESERVE_ENV = "COURSE_SANDBOX_TEST_RESERVE_BYTES"
+_reserved = None  # the address of the reservation, kept for the kernel's lifetime
+
+
+def _reserve_address_space(nbytes: int) -> int:
+    """``mmap`` ``nbytes`` with ``PROT_NONE`` and ``MAP_NORESERVE``: no memory, only addresses."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    prot_none, map_private, map_anonymous, map_noreserve = 0, 0x02, 0x20, 0x4000
+    address = libc.mmap(None, nbytes, prot_none, map_private | map_anonymous | map_noreserve, -1, 0)
+    if address is None or address == ctypes.c_void_p(-1).value:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot reserve {nbytes >> 30} GB of address space: {os.strerror(err)}")
+    return address
+
+
+def route_warnings_to_stdout() -> None:
+    """Print warnings on stdout instead of stderr.
+
+    nbgrader fails a test cell that wrote anything to stderr, which is where Python prints
+    warnings: correct code that triggers a ``UserWarning``, or a library's
+    ``DeprecationWarning`` or ``FutureWarning``, would lose the test's points. An exception
+    still fails the cell: it is an error output, not a stream.
+    """
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        out = sys.stdout if file is None or file is sys.stderr else file
+        out.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
 
 
 def main(argv: list[str] | None = None) -> None:
+    global _reserved
+    # The kernel runs with `python -I`, which ignores PYTHONDONTWRITEBYTECODE: without this, the
+    # first import of a library module whose bytecode is missing or stale writes __pycache__
+    # outside the submission, the audit hook blocks it, and the learner's part is flagged.
+    sys.dont_write_bytecode = True
     audit = json.loads(os.environ.pop(AUDIT_ENV, "null") or "null")
+    reserve = int(os.environ.pop(RESERVE_ENV, "0") or 0)
+    if reserve:  # before torch, as CUDA does it while torch loads
+        _reserved = _reserve_address_space(reserve)
     import torch  # noqa: F401 - the tests use it; loading it here lets snapshot() see the genuine one
     import torch.nn.functional  # noqa: F401
+    # Importing torch._dynamo wraps torch.manual_seed (and other functions) in place. Many
+    # libraries import it lazily (transformers, torch.compile, some optimizers), so without
+    # this, the first learner cell that triggers it looks like tampering and loses its part.
+    import torch._dynamo  # noqa: F401
 
     try:
         import numpy  # noqa: F401
@@ -33,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     import platform
 
     platform.platform()  # caches `uname -p`, which debugpy would otherwise spawn after the audit hook is on
+    route_warnings_to_stdout()
     integrity.snapshot()
     if audit:
         integrity.install_audit(audit["protected"], audit["allowed"], audit["writable"])

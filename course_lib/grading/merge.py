@@ -31,10 +31,13 @@ def db_url(path: Path) -> str:
 
 
 def ensure_assignment(gradebook: Path, template_gradebook: Path, assignment: str, course_id: str) -> None:
-    """Copy the assignment's structure (notebooks and cells) from the template gradebook."""
+    """Copy the assignment's structure (notebooks and cells) from the template gradebook.
+
+    The due date is left as the course's gradebook has it: the template never has one.
+    """
     with Gradebook(db_url(template_gradebook)) as src, Gradebook(db_url(gradebook), course_id) as dst:
         ref = src.find_assignment(assignment)
-        dst.update_or_create_assignment(assignment, duedate=ref.duedate)
+        dst.update_or_create_assignment(assignment)
         for nb in ref.notebooks:
             dst.update_or_create_notebook(nb.name, assignment)
             for cell in nb.grade_cells:
@@ -57,8 +60,8 @@ def record(gradebook: Path, assignment: str, notebook: str, student: str, result
     with warnings.catch_warnings(), Gradebook(db_url(gradebook)) as gb:
         warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush chatter
         gb.update_or_create_student(student)
-        extra = {"timestamp": timestamp} if timestamp else {}
-        gb.update_or_create_submission(assignment, student, **extra)
+        # Always set: an earlier submission's time must not make a resubmission without one late.
+        gb.update_or_create_submission(assignment, student, timestamp=timestamp)
         submitted = gb.find_submission_notebook(notebook, assignment, student)
         for grade in submitted.grades:
             grade.auto_score = scores.get(grade.name, 0.0)

@@ -69,11 +69,14 @@ def runtime_findings(nb: NotebookNode, parts: list[Part], secret: set[str]) -> t
         error = _error_of(cell)
         if error and error[0] in CHEAT_ERRORS and is_test(cell):
             flags.append({"part": part, "rule": CHEAT_ERRORS[error[0]], "message": safe_message(error[1], secret)})
-        enames = {o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"}
-        if enames & {"KernelDied", "KernelRestarted"}:
-            why = "stopped (it exited, crashed or went over the memory limit)" if "KernelDied" in enames \
-                else "ignored the interrupt after the time limit"
-            notes.append(f"part {part}: the kernel {why}; it was restarted and grading went on")
+        errors = {o.get("ename"): o.get("evalue", "") for o in cell.get("outputs", [])
+                  if o.get("output_type") == "error"}
+        enames = set(errors)
+        if enames & {"KernelDied", "KernelRestarted", "MemoryLimitExceeded"}:
+            why = (errors["MemoryLimitExceeded"] if "MemoryLimitExceeded" in enames  # says how much
+                   else "the kernel stopped (it exited or crashed)" if "KernelDied" in enames
+                   else "the kernel ignored the interrupt after the time limit")
+            notes.append(f"part {part}: {why}; it was restarted and grading went on")
         elif enames & {"CellTimeoutError", "KeyboardInterrupt"} and not is_test(cell):
             notes.append(f"part {part}: a cell of yours ran past the time limit and was stopped")
     return flags, notes

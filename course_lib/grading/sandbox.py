@@ -13,13 +13,16 @@ the instructor) in the submission's directory, it:
 3. replaces the working directory (which holds the notebook under grading, hidden tests
    included) with a fresh, size-limited tmpfs holding copies of the assignment's data files:
    what the kernel writes is capped and discarded;
-4. sets resource limits (address space, CPU seconds, file size, processes, core dumps),
-   drops to an unprivileged user and asks to be killed if its parent dies;
+4. sets resource limits (CPU seconds, file size, processes, core dumps), drops to an
+   unprivileged user, asks to be killed if its parent dies and adopts its orphaned
+   descendants (so that the memory limit still sees them);
 5. execs ``course_lib.grading.kernel`` with a clean environment and stdio on /dev/null,
    so that nothing it prints can reach the grader's own streams.
 
 The network is cut one level up: each grading worker enters a new network namespace that
-has only a loopback interface (:func:`isolate_network`); the kernel inherits it.
+has only a loopback interface (:func:`isolate_network`); the kernel inherits it. Memory is
+limited one level up too (``memory.py``), by resident memory: no address-space limit here,
+since the CUDA build of torch maps tens of GB of address space at start-up.
 
 Without root, the mount and user parts of steps 2-4 are skipped, limits still apply, and the
 in-kernel audit hook is the remaining barrier; :func:`isolation_level` says which applies.
@@ -43,8 +46,9 @@ from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 KERNEL_NAME = "course-sandbox"
+RESERVE_ENV = "COURSE_SANDBOX_TEST_RESERVE_BYTES"  # the same as kernel.RESERVE_ENV (not imported: see below)
 # The launcher runs as a plain script (``python -I sandbox.py``): importing the course_lib
 # package would load torch a second time for every kernel start.
 LIBRARY = str(Path(__file__).resolve().parents[1])
@@ -52,7 +56,6 @@ LIBRARY = str(Path(__file__).resolve().parents[1])
 
 @dataclass
 class SandboxConfig:
-    memory_bytes: int = 3 << 30
     cpu_seconds: int = 600
     file_bytes: int = 64 << 20
     workdir_bytes: int = 256 << 20  # the kernel's working directory is a tmpfs of this size
@@ -178,7 +181,6 @@ def _enter_private_view(config: SandboxConfig, cwd: str) -> None:
 
 def _set_limits(config: SandboxConfig, own_user: bool) -> None:
     limits = {
-        resource.RLIMIT_AS: config.memory_bytes,
         resource.RLIMIT_CPU: config.cpu_seconds,
         resource.RLIMIT_FSIZE: config.file_bytes,
         resource.RLIMIT_CORE: 0,
@@ -223,6 +225,8 @@ def launch(config: SandboxConfig, connection_file: str, extra: list[str]) -> Non
              "writable": [cwd, "/tmp", "/var/tmp", "/dev/shm", "/dev/null"]}
     env = _clean_env(home)
     env["COURSE_SANDBOX_AUDIT"] = json.dumps(audit)
+    if os.environ.get(RESERVE_ENV):  # tests only, see kernel.RESERVE_ENV
+        env[RESERVE_ENV] = os.environ[RESERVE_ENV]
     _set_limits(config, own_user=isolated)
     parent = os.getppid()
     if isolated:
@@ -233,6 +237,7 @@ def launch(config: SandboxConfig, connection_file: str, extra: list[str]) -> Non
         os.setuid(config.uid)
     if sys.platform.startswith("linux"):
         _libc().prctl(PR_SET_PDEATHSIG, 9)  # after setuid, which clears it
+        _libc().prctl(PR_SET_CHILD_SUBREAPER, 1)  # kept across exec: a double fork stays in the tree
         if os.getppid() != parent:
             os._exit(1)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

@@ -42,9 +42,10 @@ class GradingState:
         entry = self.entries.get(key)
         return entry["result"] if entry else None
 
-    def record(self, key: str, sha256: str, source_hash: str, result: dict) -> None:
+    def record(self, key: str, sha256: str, source_hash: str, result: dict, save: bool = True) -> None:
         self.entries[key] = {"sha256": sha256, "source_hash": source_hash, "result": result}
-        self.save()
+        if save:
+            self.save()
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

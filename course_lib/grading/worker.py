@@ -42,6 +42,7 @@ def _config(root: Path, job: dict):
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     c.SandboxExecute.kernel_name = KERNEL_NAME
     c.SandboxExecute.timeout = int(job["cell_timeout"])
+    c.SandboxExecute.memory_bytes = int(job.get("memory_bytes") or 0)
     c.SandboxExecute.startup_timeout = 120
     c.SandboxExecute.iopub_timeout = 10
     c.SandboxExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]

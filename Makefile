@@ -16,6 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make book     build and execute the whole book (HTML in book/_build/html)"
 	@echo "make test     run the whole test suite"
+	@echo "make test-fast  the tests not marked slow (a few minutes)"
 	@echo "make lab      open JupyterLab on exercises/"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 
@@ -27,15 +28,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Pages execute through jupyter-cache and re-run only when their code or course_lib changes;
+# `make test` reuses the same cache (course_lib/book_build.py).
 book: $(STAMP)
-	$(BIN)/jupyter-book build book --keep-going -W
-	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
+	$(BIN)/python -m course_lib.book_build
 
+# The whole suite; it builds the book once (first, on one worker) and prints the 25 slowest tests.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --durations=25
 
+# The edit-test loop: everything but the slow tests (book, grading round trips, training).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow" --durations=10
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=exercises $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -1,4 +1,4 @@
-"""Shared fixtures: every device present, tiny seeds, and the gpu marker."""
+"""Shared fixtures: every device present, tiny seeds, the gpu marker, and the built book."""
 from __future__ import annotations
 
 import os
@@ -29,7 +29,31 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session")
+def built_book():
+    """The book, built once per test run into book/_build, the folder `make book` uses: pages
+    execute through jupyter-cache (see course_lib.book_build), so a warm cache runs none.
+    Returns the HTML folder; results tests read what the executed pages glued with
+    ``course_lib.book_build.page_values``."""
+    from filelock import FileLock
+
+    from course_lib.book_build import BOOK, build
+
+    (BOOK / "_build").mkdir(exist_ok=True)
+    with FileLock(str(BOOK / "_build" / ".build.lock")):  # never two builds of one folder at once
+        build(quiet=True)
+    return BOOK / "_build" / "html"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # Every test that needs the executed book runs on one xdist worker, first: the build is
+    # the longest single task, and the other worker runs everything else meanwhile.
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("book"))
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: "built_book" not in getattr(item, "fixturenames", ()))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; none is present on this machine")

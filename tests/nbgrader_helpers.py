@@ -1,14 +1,14 @@
-"""Test helpers: a full nbgrader round trip in a temporary course root."""
+"""Test helpers: build learner variants of a solution notebook and grade them in one batch."""
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.grading.nbgrader_run import run_nbgrader
+from course_lib.grading.grade import GradeOptions, grade_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -84,21 +84,90 @@ def replace_solution(nb_path: Path, grade_id: str, new_body: str, out_path: Path
     return out_path
 
 
-def autograde(assignment: str, submissions: dict[str, Path], course_root: Path) -> dict[str, dict]:
-    """generate_assignment -> submit -> autograde -> export; returns {student: {score, max_score}}."""
-    shutil.copytree(SOLUTIONS / assignment, course_root / "source" / assignment)
-    run_nbgrader(["generate_assignment", assignment, "--force"], course_root)
-    for student, nb in submissions.items():
-        dest = course_root / "submitted" / student / assignment
+@dataclass
+class Graded:
+    """Scores of one batch, with the notebook's points to say what each variant should get."""
+
+    scores: dict[str, float]
+    max_scores: dict[str, float]
+    flagged: dict[str, list[str]]  # student -> the parts the grader flagged as gaming it (scored 0)
+    points: dict[str, float]  # grade_id -> points, from the solution's nbgrader metadata
+
+    @property
+    def total(self) -> float:
+        return sum(self.points.values())
+
+    def part(self, name: str) -> float:
+        """Points of every test cell of one part (grade ids ``test_<name>_...``)."""
+        return sum(p for gid, p in self.points.items() if gid.startswith(f"test_{name}_"))
+
+    def without(self, *grade_ids: str) -> float:
+        return self.total - sum(self.points[g] for g in grade_ids)
+
+    def check(self, expected: dict[str, float], flagged: dict[str, list[str]] | None = None) -> None:
+        """Every variant scores exactly as expected, out of the notebook's total, and exactly the
+        ``flagged`` parts were flagged as gaming the grader (a flagged part scores 0)."""
+        assert self.flagged == (flagged or {}), f"flagged parts {self.flagged} != expected {flagged or {}}"
+        expected = {"solution": self.total, "untouched_release": 0.0, **expected}
+        assert self.scores == expected, f"scores {self.scores} != expected {expected}; flagged {self.flagged}"
+        assert set(self.max_scores.values()) == {self.total}, self.max_scores
+
+
+Variant = "dict[str, list[str]] | Path"
+MARKER = re.compile(r"\n?[ \t]*### (BEGIN|END) SOLUTION")
+
+
+def hand_in(assignment: str, answers_from: Path, out_path: Path) -> Path:
+    """What a learner hands in: the release, with each answer cell as written in ``answers_from``.
+
+    ``answers_from`` is the solution notebook or a variant of it; its answer cells are copied
+    without the solution markers, and every test cell stays the release's, as in a real
+    submission (a copy of the solution's test cells would hold the hidden tests and be
+    flagged as edited).
+    """
+    answers = {c["metadata"]["nbgrader"]["grade_id"]: MARKER.sub("", "".join(c["source"]))
+               for c in json.loads(Path(answers_from).read_text())["cells"]
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    nb = json.loads((EXERCISES / assignment / f"{assignment}.ipynb").read_text())
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell["source"] = answers[grade_id]
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(nb, indent=1))
+    return out_path
+
+
+def grade_variants(assignment: str, variants: dict[str, Variant], tmp: Path, workers: int = 2) -> Graded:
+    """Grade the solution, the untouched release and every variant in ONE ``course grade`` batch.
+
+    A variant is either a notebook path or ``{grade_id: [solution block bodies]}`` applied to
+    the solution with :func:`replace_blocks`. The batch runs the way an instructor's does
+    (isolated kernels, the worker pool) with the repository's 120 s per-cell limit. Every
+    assignment's grading test goes through here, so each checks that the solution scores
+    100% and that an untouched release scores 0 without breaking the grader.
+    """
+    source = SOLUTIONS / assignment / f"{assignment}.ipynb"
+    notebooks = {"untouched_release": EXERCISES / assignment / f"{assignment}.ipynb"}
+    for name, variant in {"solution": source, **variants}.items():
+        if isinstance(variant, dict):
+            variant = replace_blocks(source, variant, tmp / "variants" / name / f"{assignment}.ipynb")
+        notebooks[name] = hand_in(assignment, variant, tmp / "handed_in" / name / f"{assignment}.ipynb")
+    course = tmp / "course"
+    course.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment)
+    inbox = tmp / "inbox"
+    for student, nb in notebooks.items():
+        dest = inbox / student / assignment
         dest.mkdir(parents=True)
         shutil.copy(nb, dest / f"{assignment}.ipynb")
-    # The same per-cell limit as the repository's nbgrader_config.py (nbgrader's default is 30 s).
-    run_nbgrader(["autograde", assignment, "--force", "--ExecutePreprocessor.timeout=120"], course_root, timeout=1200)
-    run_nbgrader(["export", "--to", str(course_root / "grades.csv")], course_root)
-    with open(course_root / "grades.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {
-        r["student_id"]: {"score": float(r["score"]), "max_score": float(r["max_score"])}
-        for r in rows
-        if r["assignment"] == assignment
-    }
+    options = GradeOptions(workers=workers, cell_timeout=120, progress=False)
+    summary = grade_assignment(assignment, inbox, course, options)
+    assert not summary.failed, summary.report()
+    by_student = {r["student"]: r for r in summary.results.values()}
+    return Graded(scores={s: r["score"] for s, r in by_student.items()},
+                  max_scores={s: r["max_score"] for s, r in by_student.items()},
+                  flagged={s: sorted({str(f.get("part")) for f in r["flags"]}) for s, r in by_student.items()
+                           if r.get("flags")},
+                  points=notebook_points(source))

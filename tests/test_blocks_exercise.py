@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
-from tests.nbgrader_helpers import replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "blocks" / "blocks.ipynb"
 
 LN_INIT = """
     self.eps = eps
@@ -69,37 +66,28 @@ NAMED_STEPS = """
 
 
 def test_blocks_mistakes_and_alternatives(tmp_path):
-    def variant(name, replacements):
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "blocks.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "unbiased_variance": variant("unbiased_variance", {"layer_norm": [LN_INIT, UNBIASED_VARIANCE]}),
-        "post_norm": variant("post_norm", {"transformer_block": [BLOCK_INIT, POST_NORM]}),
-        "aliased_layer_norm": variant("aliased_layer_norm", {"layer_norm": [LN_INIT, ALIASED_LAYER_NORM]}),
-        "alternative": variant("alternative", {"layer_norm": [LN_INIT, VAR_MEAN],
-                                               "feed_forward": [FFN_INIT, ERF_GELU],
-                                               "transformer_block": [BLOCK_INIT, NAMED_STEPS]}),
+        "unbiased_variance": {"layer_norm": [LN_INIT, UNBIASED_VARIANCE]},
+        "post_norm": {"transformer_block": [BLOCK_INIT, POST_NORM]},
+        "aliased_layer_norm": {"layer_norm": [LN_INIT, ALIASED_LAYER_NORM]},
+        "alternative": {"layer_norm": [LN_INIT, VAR_MEAN],
+                        "feed_forward": [FFN_INIT, ERF_GELU],
+                        "transformer_block": [BLOCK_INIT, NAMED_STEPS]},
     }
-    scores = autograde("blocks", submissions, tmp_path / "course")
+    graded = grade_variants("blocks", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-
-    def without(*grade_ids):
-        return total - sum(points[g] for g in grade_ids)
+    points, total, without = graded.points, graded.total, graded.without
 
     expected = {
-        "solution": total,
         "alternative": total,
         # Part 1 fails; the block's visible test compares it with its own pieces and passes,
         # but the hidden comparison with torch's layer (true LayerNorm) fails.
         "unbiased_variance": without("test_layer_norm_visible", "test_layer_norm_hidden",
                                      "test_transformer_block_hidden"),
         "post_norm": without("test_transformer_block_visible", "test_transformer_block_hidden"),
-        # Right numbers, so every visible test passes; both hidden guards catch the alias.
-        "aliased_layer_norm": without("test_layer_norm_hidden", "test_transformer_block_hidden"),
+        # Right numbers, but the grader sees torch's layer_norm called at run time, also through
+        # the learner's block: both parts are flagged and score 0, whatever their tests say.
+        "aliased_layer_norm": total - graded.part("layer_norm") - graded.part("transformer_block"),
     }
     assert 0 < expected["unbiased_variance"] < expected["post_norm"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected, flagged={"aliased_layer_norm": ["layer_norm", "transformer_block"]})

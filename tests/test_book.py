@@ -1,12 +1,11 @@
-"""The book builds from scratch with every page executed, and reads well in a real browser."""
+"""The book builds with every page executed (once per test run, shared with the results tests:
+see the ``built_book`` fixture), and reads well in a real browser."""
 from __future__ import annotations
 
 import functools
 import http.server
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -38,21 +37,6 @@ def test_execution_errors_fail_the_build():
     assert config["execute"]["allow_errors"] is False
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory) -> Path:
-    """Build the whole book from scratch (a fresh jupyter-cache, so every page executes)."""
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).parent / "jupyter-book"
-    proc = subprocess.run(
-        [str(jb), "build", str(BOOK), "--path-output", str(out), "--keep-going", "-W"],
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert proc.returncode == 0, f"the book failed to build:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
-    return out / "_build" / "html"
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_book_builds_with_figures_and_library_code(built_book):
     assert (built_book / "index.html").exists()
     for name in toc_files():
@@ -69,8 +53,6 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("book")
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's chromium)")
 def test_book_in_a_real_browser(built_book):
     from playwright.sync_api import sync_playwright

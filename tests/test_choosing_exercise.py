@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
+from tests.nbgrader_helpers import SOLUTIONS, grade_variants, replace_solution
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,7 @@ def test_quiz_scores_per_answer(tmp_path):
     source = SOLUTIONS / "choosing" / "choosing.ipynb"
     wrong = replace_solution(source, "masks_objectives", TWO_WRONG, tmp_path / "w" / "choosing.ipynb")
     other = replace_solution(source, "masks_objectives", SAME_ANSWERS_OTHER_FORM, tmp_path / "o" / "choosing.ipynb")
-    scores = autograde("choosing", {"wrong": wrong, "other": other}, tmp_path / "course")
-    total = sum(notebook_points(source).values())
-    assert total == 9
-    assert scores["wrong"]["score"] == total - 2  # q7 and q8 are worth 1 point each
-    assert scores["other"]["score"] == total
+    graded = grade_variants("choosing", {"wrong": wrong, "other": other}, tmp_path)
+    assert graded.total == 9
+    graded.check({"wrong": graded.total - 2,  # q7 and q8 are worth 1 point each
+                  "other": graded.total})

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
-from tests.nbgrader_helpers import replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "decoder" / "decoder.ipynb"
 
 # --- Typical mistakes -------------------------------------------------------------------
 
@@ -149,28 +146,19 @@ CACHE_ALT = [
 
 
 def test_decoder_mistakes_and_alternatives(tmp_path):
-    def variant(name: str, replacements: dict[str, list[str]]):
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "decoder.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "top_left_mask": variant("top_left_mask", {"causal_attention": [TOP_LEFT_MASK]}),
-        "ids_cache": variant("ids_cache", {"kv_cache": IDS_CACHE}),
-        "alternative": variant("alternative", {
+        "top_left_mask": {"causal_attention": [TOP_LEFT_MASK]},
+        "ids_cache": {"kv_cache": IDS_CACHE},
+        "alternative": {
             "causal_attention": [CAUSAL_ALT], "gpt_forward": [FORWARD_ALT], "filters": FILTERS_ALT,
             "sample_next_token": [SAMPLER_ALT], "kv_cache": CACHE_ALT,
-        }),
+        },
     }
-    scores = autograde("decoder", submissions, tmp_path / "course")
+    graded = grade_variants("decoder", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-
-    def part(name: str) -> float:
-        return sum(p for gid, p in points.items() if gid.startswith(f"test_{name}_"))
+    points, total, part = graded.points, graded.total, graded.part
 
     expected = {
-        "solution": total,
         "alternative": total,
         # Part 1 and the cache fail; the forward pass (t = s) and sampling keep their points.
         "top_left_mask": part("gpt_forward") + part("filters") + part("sample_next_token"),
@@ -178,5 +166,4 @@ def test_decoder_mistakes_and_alternatives(tmp_path):
         "ids_cache": total - points["test_kv_cache_hidden"],
     }
     assert 0 < expected["top_left_mask"] < expected["ids_cache"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected)

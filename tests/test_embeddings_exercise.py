@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
-from tests.nbgrader_helpers import replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "embeddings" / "embeddings.ipynb"
 
 # --- Typical mistakes -------------------------------------------------------------------
 
@@ -92,41 +89,32 @@ ONE_HOT_FORWARD = """
 
 
 def test_embeddings_mistakes_and_alternatives(tmp_path):
-    def variant(name, replacements):
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "embeddings.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "unweighted_counts": variant("unweighted_counts", {"count_pairs": [UNWEIGHTED_COUNTS]}),
-        "concatenated_tie": variant("concatenated_tie", {"best_pair": [CONCATENATED_TIE]}),
-        "no_pretokenization": variant("no_pretokenization", {"encode": [NO_PRETOKENIZATION]}),
-        "aliased_embedding": variant("aliased_embedding", {"embedding": [EMBEDDING_INIT, ALIASED_EMBEDDING]}),
-        "aten_embedding": variant("aten_embedding", {"embedding": [EMBEDDING_INIT, ATEN_EMBEDDING]}),
-        "alternative": variant("alternative", {"count_pairs": [COUNTER_PAIRS],
-                                               "best_pair": [SORTED_BEST],
-                                               "merge": [SLICING_MERGE],
-                                               "encode": [MERGES_IN_ORDER],
-                                               "embedding": [ONE_HOT_INIT, ONE_HOT_FORWARD]}),
+        "unweighted_counts": {"count_pairs": [UNWEIGHTED_COUNTS]},
+        "concatenated_tie": {"best_pair": [CONCATENATED_TIE]},
+        "no_pretokenization": {"encode": [NO_PRETOKENIZATION]},
+        "aliased_embedding": {"embedding": [EMBEDDING_INIT, ALIASED_EMBEDDING]},
+        "aten_embedding": {"embedding": [EMBEDDING_INIT, ATEN_EMBEDDING]},
+        "alternative": {"count_pairs": [COUNTER_PAIRS],
+                        "best_pair": [SORTED_BEST],
+                        "merge": [SLICING_MERGE],
+                        "encode": [MERGES_IN_ORDER],
+                        "embedding": [ONE_HOT_INIT, ONE_HOT_FORWARD]},
     }
-    scores = autograde("embeddings", submissions, tmp_path / "course")
+    graded = grade_variants("embeddings", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-
-    def without(*grade_ids):
-        return total - sum(points[g] for g in grade_ids)
+    points, total, without = graded.points, graded.total, graded.without
 
     expected = {
-        "solution": total,
         "alternative": total,
         "unweighted_counts": without("test_count_pairs_visible", "test_count_pairs_hidden"),
         # The visible test holds the (b"ab", b"c") vs (b"a", b"bd") case.
         "concatenated_tie": without("test_best_pair_visible", "test_best_pair_hidden"),
         "no_pretokenization": without("test_encode_visible", "test_encode_hidden"),
-        # Same numbers as the solution, so the visible test passes; the hidden guard catches it.
-        "aliased_embedding": without("test_embedding_hidden"),
-        "aten_embedding": without("test_embedding_hidden"),
+        # Same numbers as the solution, so the visible test passes; the grader sees the lookup
+        # called at run time and the part is flagged (0 points).
+        "aliased_embedding": total - graded.part("embedding"),
+        "aten_embedding": total - graded.part("embedding"),
     }
     assert 0 < expected["no_pretokenization"] < expected["concatenated_tie"] < expected["unweighted_counts"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected, flagged={"aliased_embedding": ["embedding"], "aten_embedding": ["embedding"]})

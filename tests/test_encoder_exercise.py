@@ -3,15 +3,11 @@ part they break (one only the hidden tests can see), and other correct implement
 full marks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "encoder" / "encoder.ipynb"
 
 BLOCK_INIT = """
     self.self_attn = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout)
@@ -60,15 +56,16 @@ LOSS = "return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_in
 
 # --- Correct alternatives ---------------------------------------------------------------
 
-# The course's own LayerNorm, an activation module and separate dropout modules.
+# An activation module and separate dropout modules. (Importing course_lib's LayerNorm here would
+# be flagged: `course grade` treats an import of course_lib.nn in an answer cell as calling the
+# library instead of writing the code.)
 ALT_BLOCK_INIT = """
-from course_lib.nn import LayerNorm
 self.self_attn = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout)
-self.attn_norm = LayerNorm(embed_dim, eps=norm_eps)
+self.attn_norm = nn.LayerNorm(embed_dim, eps=norm_eps)
 self.up_proj = nn.Linear(embed_dim, hidden_dim)
 self.act = nn.GELU()
 self.down_proj = nn.Linear(hidden_dim, embed_dim)
-self.ffn_norm = LayerNorm(embed_dim, eps=norm_eps)
+self.ffn_norm = nn.LayerNorm(embed_dim, eps=norm_eps)
 self.drop_attn, self.drop_hidden, self.drop_out = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 """
 ALT_BLOCK_FORWARD = """
@@ -107,28 +104,20 @@ return -log_probs.gather(1, labels[keep].unsqueeze(1)).sum() / keep.sum()
 
 
 def test_encoder_mistakes_and_alternatives(tmp_path):
-    def variant(name: str, replacements: dict[str, list[str]]) -> Path:
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "encoder.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "pre_norm": variant("pre_norm", {"encoder_block": [BLOCK_INIT, PRE_NORM]}),
-        "overlapping_draws": variant("overlapping_draws", {"bert_mask": [OVERLAPPING_DRAWS]}),
-        "frozen_encoder": variant("frozen_encoder", {"token_classifier": [HEAD_INIT, FROZEN_ENCODER, LOSS]}),
-        "alternative": variant("alternative", {"encoder_block": [ALT_BLOCK_INIT, ALT_BLOCK_FORWARD],
-                                               "bert_mask": [ALT_MASK],
-                                               "token_classifier": [HEAD_INIT, ALT_HEAD_FORWARD, ALT_LOSS]}),
+        "pre_norm": {"encoder_block": [BLOCK_INIT, PRE_NORM]},
+        "overlapping_draws": {"bert_mask": [OVERLAPPING_DRAWS]},
+        "frozen_encoder": {"token_classifier": [HEAD_INIT, FROZEN_ENCODER, LOSS]},
+        "alternative": {"encoder_block": [ALT_BLOCK_INIT, ALT_BLOCK_FORWARD],
+                        "bert_mask": [ALT_MASK],
+                        "token_classifier": [HEAD_INIT, ALT_HEAD_FORWARD, ALT_LOSS]},
     }
-    scores = autograde("encoder", submissions, tmp_path / "course")
+    graded = grade_variants("encoder", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-
-    def part(name: str) -> float:
-        return points[f"test_{name}_visible"] + points[f"test_{name}_hidden"]
+    points, total = graded.points, graded.total
+    part = graded.part
 
     expected = {
-        "solution": total,
         "alternative": total,
         "pre_norm": total - part("encoder_block"),
         "overlapping_draws": total - part("bert_mask"),
@@ -136,5 +125,4 @@ def test_encoder_mistakes_and_alternatives(tmp_path):
         "frozen_encoder": total - points["test_token_classifier_hidden"],
     }
     assert total == part("encoder_block") + part("bert_mask") + part("token_classifier") == 15
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected)

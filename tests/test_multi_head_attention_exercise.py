@@ -3,15 +3,11 @@ points of the part they break, shortcuts are caught, and other correct implement
 full marks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "multi_head_attention" / "multi_head_attention.ipynb"
 
 
 INIT = """
@@ -86,33 +82,27 @@ LOOP_OVER_HEADS = """
 
 
 def test_multi_head_attention_mistakes_and_alternatives(tmp_path):
-    def variant(name: str, replacements: dict[str, list[str]]) -> Path:
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "multi_head_attention.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "scale_by_embed_dim": variant("scale_by_embed_dim", {"multi_head_attention": [INIT, SCALE_BY_EMBED_DIM]}),
-        "split_d_h": variant("split_d_h", {"split_merge": SPLIT_D_H}),
-        "fused_shortcut": variant("fused_shortcut", {"multi_head_attention": [INIT, FUSED_SHORTCUT]}),
-        "alternative": variant("alternative", {"split_merge": VIEW_TRANSPOSE,
-                                               "multi_head_attention": [INIT, LOOP_OVER_HEADS]}),
+        "scale_by_embed_dim": {"multi_head_attention": [INIT, SCALE_BY_EMBED_DIM]},
+        "split_d_h": {"split_merge": SPLIT_D_H},
+        "fused_shortcut": {"multi_head_attention": [INIT, FUSED_SHORTCUT]},
+        "alternative": {"split_merge": VIEW_TRANSPOSE,
+                        "multi_head_attention": [INIT, LOOP_OVER_HEADS]},
     }
-    scores = autograde("multi_head_attention", submissions, tmp_path / "course")
+    graded = grade_variants("multi_head_attention", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-    split = sum(p for gid, p in points.items() if gid.startswith("test_split_merge_"))
+    points, total = graded.points, graded.total
+    split = graded.part("split_merge")
     visible_mha = points["test_multi_head_attention_visible"]
     expected = {
-        "solution": total,
         "alternative": total,
         # Part 1 is right, the module is wrong: only part 1's points.
         "scale_by_embed_dim": split,
         # The module uses the learner's split_heads, so a wrong split costs everything.
         "split_d_h": 0.0,
-        # Visible tests cannot see the shortcut; the hidden test catches it at run time.
-        "fused_shortcut": split + visible_mha,
+        # The visible tests pass (right numbers), but the grader sees the fused kernel called at
+        # run time: the part is flagged and scores 0.
+        "fused_shortcut": split,
     }
     assert 0 < split < split + visible_mha < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected, flagged={"fused_shortcut": ["multi_head_attention"]})

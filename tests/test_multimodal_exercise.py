@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "multimodal" / "multimodal.ipynb"
 
 # --- Typical mistakes -------------------------------------------------------------------
 
@@ -74,41 +72,33 @@ return torch.argmax(image_embeds @ text.T, dim=1)
 
 
 def test_multimodal_mistakes_and_alternatives(tmp_path):
-    def variant(name, replacements):
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "multimodal.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "reshape_patchify": variant("reshape_patchify", {"patchify": [RESHAPE_PATCHIFY]}),
-        "one_direction": variant("one_direction", {"clip_loss": [ONE_DIRECTION]}),
-        "wrong_grouping": variant("wrong_grouping", {"zero_shot": [WRONG_GROUPING]}),
-        "library_patch_embedding": variant("library_patch_embedding",
-                                           {"patch_embedding": [LIBRARY_INIT, LIBRARY_FORWARD]}),
-        "alternative": variant("alternative", {"patchify": [UNFOLD_PATCHIFY],
-                                               "patch_embedding": [CONV_INIT, CONV_FORWARD],
-                                               "clip_loss": [LOG_SOFTMAX_LOSS],
-                                               "zero_shot": [PROMPT_ENSEMBLE]}),
+        "reshape_patchify": {"patchify": [RESHAPE_PATCHIFY]},
+        "one_direction": {"clip_loss": [ONE_DIRECTION]},
+        "wrong_grouping": {"zero_shot": [WRONG_GROUPING]},
+        "library_patch_embedding": {"patch_embedding": [LIBRARY_INIT, LIBRARY_FORWARD]},
+        "alternative": {"patchify": [UNFOLD_PATCHIFY],
+                        "patch_embedding": [CONV_INIT, CONV_FORWARD],
+                        "clip_loss": [LOG_SOFTMAX_LOSS],
+                        "zero_shot": [PROMPT_ENSEMBLE]},
     }
-    scores = autograde("multimodal", submissions, tmp_path / "course")
+    graded = grade_variants("multimodal", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
+    points, total = graded.points, graded.total
     assert total == 12
 
-    def without(*grade_ids):
-        return total - sum(points[g] for g in grade_ids)
+    without = graded.without
 
     expected = {
-        "solution": total,
         "alternative": total,
         # The solution's PatchEmbedding calls patchify, so Part 2 fails with Part 1.
         "reshape_patchify": without("test_patchify_visible", "test_patchify_hidden",
                                     "test_patch_embedding_visible", "test_patch_embedding_hidden"),
         "one_direction": without("test_clip_loss_visible", "test_clip_loss_hidden"),
         "wrong_grouping": without("test_zero_shot_visible", "test_zero_shot_hidden"),
-        # Right numbers, so the visible test passes; the hidden guard catches the library call.
-        "library_patch_embedding": without("test_patch_embedding_hidden"),
+        # Right numbers, so the visible test passes; the grader sees the library's module called
+        # at run time and the part is flagged (0 points).
+        "library_patch_embedding": total - graded.part("patch_embedding"),
     }
     assert 0 < expected["reshape_patchify"] < expected["one_direction"] < expected["library_patch_embedding"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected, flagged={"library_patch_embedding": ["patch_embedding"]})

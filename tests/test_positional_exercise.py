@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points, replace_solution
+from tests.nbgrader_helpers import SOLUTIONS, grade_variants, replace_solution
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,6 @@ def test_positional_mistakes_and_alternatives(tmp_path):
         return path
 
     submissions = {
-        "solution": SOURCE,
         "halves": variant("halves", {"sinusoidal_encoding": SIN_COS_HALVES}),
         "neighbours": variant("neighbours", {"rotate_half": ROTATE_NEIGHBOURS}),
         "no_offset": variant("no_offset", {"apply_rope": ROPE_NO_OFFSET}),
@@ -95,16 +94,13 @@ def test_positional_mistakes_and_alternatives(tmp_path):
                                                "rotate_half": ROTATE_UNFLATTEN,
                                                "apply_rope": ROPE_COMPLEX}),
     }
-    scores = autograde("positional", submissions, tmp_path / "course")
-
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
+    graded = grade_variants("positional", submissions, tmp_path)
+    total = graded.total
 
     def without(*parts: str) -> float:
-        return total - sum(p for gid, p in points.items() if any(gid.startswith(f"test_{part}_") for part in parts))
+        return total - sum(graded.part(part) for part in parts)
 
     expected = {
-        "solution": total,
         "alternative": total,
         # Only part 1 uses the table.
         "halves": without("sinusoidal_encoding"),
@@ -114,5 +110,4 @@ def test_positional_mistakes_and_alternatives(tmp_path):
         "no_offset": without("apply_rope"),
     }
     assert 0 < expected["neighbours"] < expected["halves"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    graded.check(expected)

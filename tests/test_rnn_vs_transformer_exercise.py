@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nbgrader_helpers import SOLUTIONS, autograde, notebook_points
-from tests.nbgrader_helpers import replace_blocks
+from tests.nbgrader_helpers import grade_variants
 
 pytestmark = pytest.mark.slow
-
-SOURCE = SOLUTIONS / "rnn_vs_transformer" / "rnn_vs_transformer.ipynb"
 
 RNN_INIT = """
     self.hidden_size = hidden_size
@@ -119,41 +116,32 @@ PREALLOCATED_UNROLL = """
 
 
 def test_rnn_cells_mistakes_and_alternatives(tmp_path):
-    def variant(name, replacements):
-        return replace_blocks(SOURCE, replacements, tmp_path / name / "rnn_vs_transformer.ipynb")
-
     submissions = {
-        "solution": SOURCE,
-        "one_bias": variant("one_bias", {"rnn_cell": [RNN_INIT, ONE_BIAS]}),
-        "gate_order": variant("gate_order", {"lstm_cell": [LSTM_INIT, GATE_ORDER]}),
-        "aliased_kernel": variant("aliased_kernel", {"lstm_cell": [LSTM_INIT, ALIASED_KERNEL]}),
-        "aten_kernel": variant("aten_kernel", {"lstm_cell": [LSTM_INIT, ATEN_KERNEL]}),
-        "collects_cell_state": variant("collects_cell_state", {"unroll": [COLLECTS_CELL_STATE]}),
-        "alternative": variant("alternative", {"rnn_cell": [CONCAT_INIT, CONCAT_FORWARD],
-                                               "lstm_cell": [LSTM_INIT, EINSUM_LSTM],
-                                               "unroll": [PREALLOCATED_UNROLL]}),
+        "one_bias": {"rnn_cell": [RNN_INIT, ONE_BIAS]},
+        "gate_order": {"lstm_cell": [LSTM_INIT, GATE_ORDER]},
+        "aliased_kernel": {"lstm_cell": [LSTM_INIT, ALIASED_KERNEL]},
+        "aten_kernel": {"lstm_cell": [LSTM_INIT, ATEN_KERNEL]},
+        "collects_cell_state": {"unroll": [COLLECTS_CELL_STATE]},
+        "alternative": {"rnn_cell": [CONCAT_INIT, CONCAT_FORWARD],
+                        "lstm_cell": [LSTM_INIT, EINSUM_LSTM],
+                        "unroll": [PREALLOCATED_UNROLL]},
     }
-    scores = autograde("rnn_vs_transformer", submissions, tmp_path / "course")
+    graded = grade_variants("rnn_vs_transformer", submissions, tmp_path)
 
-    points = notebook_points(SOURCE)
-    total = sum(points.values())
-
-    def without(*grade_ids):
-        return total - sum(points[g] for g in grade_ids)
+    points, total, without = graded.points, graded.total, graded.without
 
     expected = {
-        "solution": total,
         "alternative": total,
         # The visible test with zero inputs checks tanh(b_ih + b_hh).
         "one_bias": without("test_rnn_cell_visible", "test_rnn_cell_hidden"),
         # The visible comparison with torch.nn.LSTMCell catches the order; unroll is tested with
         # torch's own cells, so it keeps its points.
         "gate_order": without("test_lstm_cell_visible", "test_lstm_cell_hidden"),
-        # Same numbers as the solution, so the visible tests pass; the hidden guard catches it.
-        "aliased_kernel": without("test_lstm_cell_hidden"),
-        "aten_kernel": without("test_lstm_cell_hidden"),
+        # Same numbers as the solution, so the visible tests pass; the grader sees the fused
+        # kernel called at run time and the part is flagged (0 points).
+        "aliased_kernel": total - graded.part("lstm_cell"),
+        "aten_kernel": total - graded.part("lstm_cell"),
         "collects_cell_state": without("test_unroll_visible", "test_unroll_hidden"),
     }
-    assert 0 < expected["gate_order"] < expected["one_bias"] < expected["aliased_kernel"] < total
-    assert {name: s["score"] for name, s in scores.items()} == expected
-    assert all(s["max_score"] == total for s in scores.values())
+    assert 0 < expected["gate_order"] < expected["one_bias"] < total
+    graded.check(expected, flagged={"aliased_kernel": ["lstm_cell"], "aten_kernel": ["lstm_cell"]})

@@ -236,12 +236,22 @@ def fault_cases(root: Path) -> dict[str, tuple[bytes, float, bool]]:
     }
 
 
+# What ordinary library code does behind a learner's back must not look like tampering: the
+# first import of torch._dynamo wraps torch.manual_seed in place, and importing a module whose
+# bytecode is missing would write __pycache__ outside the submission. The mask is broken only
+# if the kernel would write bytecode (a missing .pyc cannot be arranged on purpose here).
+LAZY_IMPORTS = ("import sys\nimport torch._dynamo  # wraps torch.manual_seed\n"
+                "if not sys.dont_write_bytecode:\n"
+                "    def causal_mask(t):\n        return torch.ones(t, t, dtype=torch.bool)\n")
+
+
 def other_cases() -> dict[str, tuple[bytes, float, bool]]:
     """Cases of the warning, late, CUDA-like and regrade tests, in the same form."""
     sol = solution_sources()
     warns = {part: source.format(**sol) for part, source in WARNING_ANSWERS.items()}
     return {
         "reservation-probe": (to_bytes(build(after={"causal_mask": RESERVATION_PROBE})), TOTAL, False),
+        "lazy-imports": (to_bytes(build(after={"causal_mask": LAZY_IMPORTS})), TOTAL, False),
         "warns": (to_bytes(build(warns)), TOTAL, False),
         "warns-then-raises": (to_bytes(build({**warns, "attention": RAISES_AFTER_WARNING})), 3 + 2, False),
         "late": (to_bytes(build()), TOTAL, False),  # handed in after the due date (see grading_batch)

@@ -96,4 +96,6 @@ def test_kernels_with_a_cuda_like_reservation_grade_normally(grading_batch):
     for student in ("good-1", "reservation-probe", "memory-hog", "memory-creep"):
         result = grading_batch.result(student)
         assert result["status"] == "graded" and result["score"] == cases.TOTAL, (student, result.get("reason"))
+    lazy = grading_batch.result("lazy-imports")  # torch._dynamo's wrapper and bytecode are not tampering
+    assert lazy["score"] == cases.TOTAL and not lazy["flags"], lazy["flags"]
     assert "memory: " in grading_batch.summary.isolation

@@ -63,10 +63,15 @@ def main(argv: list[str] | None = None) -> None:
         _reserved = _reserve_address_space(reserve)
     import torch  # noqa: F401 - the tests use it; loading it here lets snapshot() see the genuine one
     import torch.nn.functional  # noqa: F401
-    # Importing torch._dynamo wraps torch.manual_seed (and other functions) in place. Many
-    # libraries import it lazily (transformers, torch.compile, some optimizers), so without
-    # this, the first learner cell that triggers it looks like tampering and loses its part.
-    import torch._dynamo  # noqa: F401
+    # The first import of torch._dynamo (lazy, from transformers, torch.compile, some optimizers)
+    # wraps torch.manual_seed in place, which looked like tampering and cost the learner the
+    # part. Wrap it now exactly as torch._dynamo would; it then leaves it alone. (Importing
+    # torch._dynamo itself here would cost about a second per kernel.)
+    if torch.manual_seed is torch.random.manual_seed and hasattr(torch, "_disable_dynamo"):
+        import torch.jit._builtins
+
+        torch.manual_seed = torch._disable_dynamo(torch.manual_seed)
+        torch.jit._builtins._register_builtin(torch.manual_seed, "aten::manual_seed")
 
     try:
         import numpy  # noqa: F401

@@ -48,11 +48,13 @@ def built_book():
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # Every test that needs the executed book runs on one xdist worker, first: the build is
-    # the longest single task, and the other worker runs everything else meanwhile.
+    # the longest single task, and the other worker runs everything else meanwhile. The group
+    # must be a module mark: xdist reads it before this hook could add it.
     for item in items:
-        if "built_book" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("book"))
-            item.add_marker(pytest.mark.slow)
+        if "built_book" in getattr(item, "fixturenames", ()) and not any(
+                mark.args[:1] == ("book",) for mark in item.iter_markers("xdist_group")):
+            raise pytest.UsageError(f"{item.nodeid} uses the built book: its module needs "
+                                    'pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]')
     items.sort(key=lambda item: "built_book" not in getattr(item, "fixturenames", ()))
     if torch.cuda.is_available():
         return

@@ -13,6 +13,9 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 import yaml
 
+# The built book: one xdist worker runs these, first (see tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -13,6 +13,9 @@ from course_lib.book_build import page_values
 from course_lib.data.translation import number_words
 from course_lib.recipes import gpt
 
+# The built book: one xdist worker runs these, first (see tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+
 
 @pytest.fixture(scope="module")
 def page(built_book) -> dict:

@@ -10,6 +10,9 @@ import torch
 
 from course_lib.book_build import page_values
 
+# The built book: one xdist worker runs these, first (see tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+
 
 @pytest.fixture(scope="module")
 def page(built_book) -> dict:

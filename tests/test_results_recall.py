@@ -2,7 +2,12 @@
 distances where the scratch LSTM, trained for the same 200 steps, is at chance level."""
 from __future__ import annotations
 
+import pytest
+
 from course_lib.book_build import page_values
+
+# The built book: one xdist worker runs these, first (see tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 
 
 def test_attention_recalls_where_the_lstm_fails(built_book):

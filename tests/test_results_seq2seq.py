@@ -12,6 +12,9 @@ from course_lib.book_build import page_values
 from course_lib.models import EncoderDecoder
 from course_lib.recipes import seq2seq
 
+# The built book: one xdist worker runs these, first (see tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+
 
 def test_recipe_helpers_on_small_inputs():
     torch.manual_seed(0)

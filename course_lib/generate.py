@@ -20,7 +20,7 @@ beam at each step, ``step(seqs (b*k t)) -> logits (b*k v)``: beams are re-ordere
 every step, and recomputing is the simplest correct way to keep their states apart.
 Given a ``reorder(parents (b*k,))`` callback it feeds only the new tokens instead, and
 calls ``reorder`` after each step so that a KV cache can follow its beams
-(``KVCache.reorder``).
+(``KVCache.reorder``). ``replayable`` turns a fixed-shape step into a CUDA graph replay.
 """
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ NEG_INF = float("-inf")
 # Beam search marks impossible choices with a large finite number rather than -inf so
 # that sums and divisions stay finite; the value (and arithmetic) matches Hugging Face's.
 _BEAM_NEG = -1.0e9
+# On an accelerator, check for "every row has stopped" once per this many steps.
+SYNC_EVERY = 16
 
 
 def top_k_filter(logits: Tensor, k: int | None) -> Tensor:
@@ -105,6 +107,7 @@ def generate_tokens(
     pad_id: int | None = None,
     generator: torch.Generator | None = None,
     logits_filter: Callable[[Tensor], Tensor] | None = None,
+    sync_every: int | None = None,
 ) -> Tensor:
     """The autoregressive loop: ``prompt (b t)`` -> ``(b, t + n)``, ``n <= max_new_tokens``.
 
@@ -115,32 +118,72 @@ def generate_tokens(
             is finished.
         logits_filter: applied to each step's logits before sampling, e.g. to allow only
             image tokens.
+        sync_every: how often the host asks whether every row has finished. Asking makes it
+            wait for the device: free on the CPU (the default there is 1), but on a GPU it
+            stalls the queue of kernels, so there the default is ``SYNC_EVERY`` steps and the
+            few padding-only steps run past the end are cut off. The output is the same.
     """
     if prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must have shape (b, t) with t >= 1, got {tuple(prompt.shape)}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    stops = torch.tensor(list(stop_tokens), dtype=prompt.dtype, device=prompt.device)
+    if sync_every is not None and sync_every < 1:
+        raise ValueError(f"sync_every must be >= 1, got {sync_every}")
+    stops = torch.tensor(list(stop_tokens), dtype=prompt.dtype).to(prompt.device) if len(stop_tokens) else None
     if pad_id is None and len(stop_tokens):
         pad_id = int(stop_tokens[0])
-    finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-    ids = prompt
     if max_new_tokens == 0:
-        return ids
+        return prompt
+    b, t = prompt.shape
+    # One buffer for the whole output, written a column per step (no growing torch.cat).
+    ids = prompt.new_empty(b, t + max_new_tokens)
+    ids[:, :t] = prompt
+    finished = torch.zeros(b, dtype=torch.bool, device=prompt.device)
+    all_finished = torch.zeros(max_new_tokens, dtype=torch.bool, device=prompt.device)  # after step i
+    if sync_every is None:
+        sync_every = 1 if prompt.device.type == "cpu" else SYNC_EVERY
     logits = step(prompt)
     for i in range(max_new_tokens):
         if logits_filter is not None:
             logits = logits_filter(logits)
         next_token = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                        generator=generator)  # b
-        if stops.numel():
-            next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
+        if stops is not None:
+            next_token = torch.where(finished, pad_id, next_token)
             finished |= torch.isin(next_token, stops)
-        ids = torch.cat([ids, next_token[:, None]], dim=1)
-        if bool(finished.all()) or i == max_new_tokens - 1:
+            all_finished[i] = finished.all()
+        ids[:, t + i] = next_token
+        if i == max_new_tokens - 1 or (stops is not None and (i + 1) % sync_every == 0 and bool(all_finished[i])):
             break
         logits = step(next_token[:, None])
-    return ids
+    n = i + 1
+    if stops is not None:  # the output ends at the step where every row had finished
+        done = all_finished[:n].nonzero()
+        n = int(done[0, 0]) + 1 if len(done) else n
+    return ids[:, : t + n].contiguous()  # a copy only when the output stopped early
+
+
+def replayable(body: Callable[[], Tensor], device: torch.device) -> Callable[[], Tensor]:
+    """``body`` recorded once as a CUDA graph and replayed at each call, on a CUDA device;
+    elsewhere ``body`` itself. ``body`` must read and write only tensors that stay in place
+    (fixed shapes, no host reads); the returned callable gives a copy of its output."""
+    if device.type != "cuda":
+        return body
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):  # warm up off the main stream before capture, as CUDA graphs need
+        for _ in range(2):
+            body()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = body()
+
+    def replay() -> Tensor:
+        graph.replay()
+        return out.clone()  # the next replay overwrites `out`
+
+    return replay
 
 
 @torch.no_grad()

@@ -97,11 +97,11 @@ def test_fully_masked_query_gives_zeros_not_nan(impl, device):
     assert torch.equal(q.grad[0, :, 1], torch.zeros_like(q.grad[0, :, 1])), "a fully masked query gets no gradient"
 
 
-def test_return_weights_uses_naive_path_and_rows_sum_to_one(device):
+def test_need_weights_uses_naive_path_and_rows_sum_to_one(device):
     q, k, v = qkv(2, 4, 2, 5, 5, 8, torch.float64, device)
     mask = padding_mask_from_lengths(torch.tensor([5, 3]), 5).to(device)
     out, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True, impl="fused",
-                                                return_weights=True)
+                                                need_weights=True)
     assert weights.shape == (2, 4, 5, 5)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 5, dtype=torch.float64, device=device))
     # The weights really are the ones the output was made of: out = weights @ v (per kv group).
@@ -169,7 +169,7 @@ def test_padded_keys_get_exactly_zero_weight(device, lengths, t, causal, seed):
     q = torch.randn(b, 2, t, 4, generator=gen).to(device)
     k, v = (torch.randn(b, 1, s, 4, generator=gen).to(device) for _ in range(2))
     mask = padding_mask_from_lengths(torch.tensor(lengths), s).to(device)
-    _, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, return_weights=True)
+    _, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, need_weights=True)
     padded = ~mask.expand_as(weights)
     assert (weights[padded] == 0).all(), "a padded key received non-zero attention weight"
     # and changing what sits at padded positions changes nothing, in the fused path too

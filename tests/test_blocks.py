@@ -71,8 +71,8 @@ def test_parity_with_torch_encoder_layer(norm_first, activation, causal, dtype, 
     keep = padding_mask_from_lengths(torch.tensor([6, 4, 1]), 6).to(device)  # b 1 1 t
     # Gradients stay on, which also keeps torch off its fused inference fast path.
     # A causal encoder layer is a decoder-only (GPT) block; torch's boolean masks mean True = blocked.
-    src_mask = ~causal_mask(6, device=device) if causal else None
-    ref = layer(x, src_mask=src_mask, is_causal=causal, src_key_padding_mask=~keep[:, 0, 0])
+    blocked = ~causal_mask(6, device=device) if causal else None  # torch's boolean masks: True = blocked
+    ref = layer(x, blocked, is_causal=causal, src_key_padding_mask=~keep[:, 0, 0])
     out = block(x, attn_mask=keep)
     grad_out = torch.randn_like(out)
     g_ref, = torch.autograd.grad(ref, x, grad_out)
@@ -96,15 +96,15 @@ def test_parity_with_torch_decoder_layer(norm_first, dtype, device):
 
     t, s = 5, 7
     x = torch.randn(2, t, E, device=device, dtype=dtype, requires_grad=True)
-    memory = torch.randn(2, s, E, device=device, dtype=dtype, requires_grad=True)
+    context = torch.randn(2, s, E, device=device, dtype=dtype, requires_grad=True)
     tgt_keep = padding_mask_from_lengths(torch.tensor([5, 3]), t).to(device)
     mem_keep = padding_mask_from_lengths(torch.tensor([7, 2]), s).to(device)
-    ref = layer(x, memory, tgt_mask=~causal_mask(t, device=device), tgt_is_causal=True,
+    ref = layer(x, context, tgt_mask=~causal_mask(t, device=device), tgt_is_causal=True,
                 tgt_key_padding_mask=~tgt_keep[:, 0, 0], memory_key_padding_mask=~mem_keep[:, 0, 0])
-    out = block(x, attn_mask=tgt_keep, context=memory, context_mask=mem_keep)
+    out = block(x, attn_mask=tgt_keep, context=context, context_mask=mem_keep)
     grad_out = torch.randn_like(out)
-    g_ref = torch.autograd.grad(ref, (x, memory), grad_out)
-    g_out = torch.autograd.grad(out, (x, memory), grad_out)
+    g_ref = torch.autograd.grad(ref, (x, context), grad_out)
+    g_out = torch.autograd.grad(out, (x, context), grad_out)
     _report(f"TransformerBlock vs TransformerDecoderLayer [norm_first={norm_first}, {dtype}, {device}]",
             [(out, ref), (g_out[0], g_ref[0]), (g_out[1], g_ref[1])])
 
@@ -147,6 +147,34 @@ def test_dropout_only_in_training(device):
     assert torch.equal(block(x), block(x))
     block.train()
     assert not torch.allclose(block(x), block(x)), "dropout 0.3 in training should change the output"
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post_norm", "pre_norm"])
+def test_block_returns_the_weights_of_its_own_pass(norm_first, cross, device):
+    block = TransformerBlock(embed_dim=E, num_heads=H, hidden_dim=F_DIM, norm_first=norm_first, causal=True,
+                             cross_attention=cross).to(device, torch.float64).eval()
+    x = torch.randn(2, 5, E, device=device, dtype=torch.float64)
+    keep = padding_mask_from_lengths(torch.tensor([5, 4]), 5).to(device)
+    context = torch.randn(2, 3, E, device=device, dtype=torch.float64) if cross else None
+    context_keep = padding_mask_from_lengths(torch.tensor([3, 2]), 3).to(device) if cross else None
+    plain = block(x, attn_mask=keep, context=context, context_mask=context_keep)
+    out, weights = block(x, attn_mask=keep, context=context, context_mask=context_keep, need_weights=True)
+    torch.testing.assert_close(out, plain, **tolerance(torch.float64))
+    assert sorted(weights) == (["cross_attn", "self_attn"] if cross else ["self_attn"])
+    # Replay the sub-layers by hand: the returned weights are the ones this pass used.
+    h = block.self_attn_norm(x) if norm_first else x
+    attended, expected = block.self_attn(h, attn_mask=keep, is_causal=True, need_weights=True)
+    torch.testing.assert_close(weights["self_attn"], expected, **tolerance(torch.float64))
+    assert weights["self_attn"].shape == (2, H, 5, 5)
+    assert torch.equal(weights["self_attn"].triu(1), torch.zeros_like(expected)), "causal weights see the future"
+    if cross:
+        x1 = x + attended if norm_first else block.self_attn_norm(x + attended)
+        h = block.cross_attn_norm(x1) if norm_first else x1
+        _, expected = block.cross_attn(h, context=context, attn_mask=context_keep, need_weights=True)
+        torch.testing.assert_close(weights["cross_attn"], expected, **tolerance(torch.float64))
+        assert weights["cross_attn"].shape == (2, H, 5, 3)
+        assert (weights["cross_attn"][1, :, :, 2] == 0).all(), "a padded context position received weight"
 
 
 # ---------------------------------------------------------------- properties

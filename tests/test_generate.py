@@ -171,3 +171,129 @@ def test_beam_search_with_reorder_equals_recomputing_the_prefix(early_stopping):
     # Without the reorder the sums stay with their rows, and the search goes wrong.
     state.pop("sums")
     assert beam_search(incremental, prompt, reorder=lambda parents: None, **kwargs).tolist() != expected.tolist()
+
+
+def test_sync_every_reads_the_device_less_often_and_gives_the_same_output():
+    vocab = 8
+    table = torch.full((vocab, vocab), -10.0)
+    table[torch.arange(vocab), (torch.arange(vocab) + 1) % vocab] = 10.0
+    calls = []
+
+    def step(seqs):
+        calls.append(seqs.shape[1])
+        return table[seqs[:, -1]]
+
+    prompt = torch.tensor([[0], [1]])
+    every_step = generate_tokens(step, prompt, 10, stop_tokens=[4], pad_id=7, sync_every=1)
+    n_every_step, calls[:] = len(calls), []
+    # Every row has finished after step 4; with sync_every=3 the host notices after step 6.
+    sparse = generate_tokens(step, prompt, 10, stop_tokens=[4], pad_id=7, sync_every=3)
+    assert sparse.tolist() == every_step.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 7]]
+    assert (n_every_step, len(calls)) == (4, 6), "the extra steps are run, then cut off"
+    with pytest.raises(ValueError, match="sync_every must be >= 1, got 0"):
+        generate_tokens(step, prompt, 3, sync_every=0)
+
+
+def tiny_decoder(positions="learned", **kw):
+    from course_lib.models import Decoder, DecoderConfig
+
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig(vocab_size=40, embed_dim=32, num_layers=2, num_heads=4, hidden_dim=64, max_len=48,
+                                  positions=positions, **kw)).eval()
+    # At its initial scale a tiny model mostly repeats its last token; larger weights make
+    # every next token depend on the whole context, which is what these tests look at.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:  # tables and projections; norms keep their unit scale
+                p.normal_(0.0, 0.3)
+    return model
+
+
+DECODERS = {
+    "gpt2-like": dict(),
+    "llama-like": dict(positions="rope", norm="rmsnorm", ffn="swiglu", num_kv_heads=2, tie_embeddings=False,
+                       bias=False),
+}
+
+
+def left_padded(rows: list[list[int]], device):
+    t = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), t, dtype=torch.long)
+    mask = torch.zeros(len(rows), t, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, t - len(r):] = torch.tensor(r)
+        mask[i, t - len(r):] = True
+    return ids.to(device), mask.to(device)
+
+
+@pytest.mark.parametrize("name", DECODERS)
+@pytest.mark.parametrize("mode", [dict(), dict(use_cache=False), dict(cuda_graph=True)], ids=["cache", "recompute",
+                                                                                             "cuda_graph"])
+def test_left_padded_batch_continues_every_row_as_if_it_were_alone(device, name, mode):
+    if name == "llama-like" and mode.get("cuda_graph"):
+        pytest.skip("the fixed-shape step takes learned positions only (tested below)")
+    model = tiny_decoder(**DECODERS[name]).to(device)
+    rows = [[5, 9, 12, 3, 30, 7], [8, 2], [17, 17, 4, 25]]
+    ids, mask = left_padded(rows, device)
+    out = model.generate(ids, 12, attn_mask=mask, **mode)
+    assert out.shape == (3, ids.shape[1] + 12)
+    for i, row in enumerate(rows):
+        alone = model.generate(torch.tensor([row], device=device), 12)
+        assert out[i, ids.shape[1]:].tolist() == alone[0, len(row):].tolist(), f"row {i} ({len(row)} tokens)"
+    # Without the mask, the padding is read as tokens and the short rows change.
+    unmasked = model.generate(ids, 12, **mode)
+    assert unmasked[1:].tolist() != out[1:].tolist()
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_cuda_graph_step_gives_the_tokens_of_the_usual_cache(device, stop):
+    model = tiny_decoder().to(device)
+    ids = torch.randint(1, 40, (4, 5), generator=torch.Generator().manual_seed(1)).to(device)
+    expected = model.generate(ids, 30)
+    stop_tokens = [int(expected[0, 9])] if stop else []  # a token greedy decoding really emits
+    expected = model.generate(ids, 30, stop_tokens=stop_tokens)
+    assert model.generate(ids, 30, cuda_graph=True, stop_tokens=stop_tokens).tolist() == expected.tolist()
+
+
+def test_generate_rejects_bad_padding_and_graph_options():
+    model = tiny_decoder()
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(ValueError, match=r"pad prompts on the left"):
+        model.generate(ids, 2, attn_mask=torch.tensor([[True, True, True], [True, True, False]]))
+    with pytest.raises(ValueError, match=r"attn_mask must be boolean with the shape of ids \(2, 3\)"):
+        model.generate(ids, 2, attn_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="cuda_graph needs use_cache=True and learned positions"):
+        tiny_decoder(**DECODERS["llama-like"]).generate(ids, 2, cuda_graph=True)
+    with pytest.raises(ValueError, match="need 50 positions, but the model's max_len is 48"):
+        model.generate(ids, 47)
+    with pytest.raises(ValueError, match=r"positions must lie in \[0, 48\)"):
+        model(ids, positions=torch.tensor([[0, 1, 2], [0, 1, 48]]))
+    with pytest.raises(ValueError, match="rotary positions, which depend only on distances"):
+        tiny_decoder(**DECODERS["llama-like"])(ids, positions=torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_left_padded_greedy_generation_matches_hugging_face():
+    transformers = pytest.importorskip("transformers")
+    from course_lib.models import Decoder
+
+    config = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                     bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    model = Decoder.from_hf(hf)
+    ids, mask = left_padded([[5, 9, 12, 3, 30, 7], [8, 2], [17, 17, 4, 25]], "cpu")
+    expected = hf.generate(ids, attention_mask=mask.long(), max_new_tokens=10, do_sample=False, pad_token_id=0,
+                           eos_token_id=None)
+    assert model.generate(ids, 10, attn_mask=mask).tolist() == expected.tolist()
+
+
+@pytest.mark.gpu
+def test_decoding_steps_never_wait_for_the_gpu():
+    model = tiny_decoder().to("cuda")
+    ids = torch.randint(1, 40, (2, 5), device="cuda")
+    model.generate(ids, 4)  # warm-up: first calls may synchronise while allocating
+    torch.cuda.set_sync_debug_mode("error")  # any host<->device synchronisation raises
+    try:
+        model.generate(ids, 20)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)

@@ -86,3 +86,38 @@ def test_reorder_moves_filled_rows_in_place(device):
         cache.reorder(torch.zeros(4, device=device))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\), got values from 0 to 4"):
         cache.reorder(torch.tensor([0, 1, 2, 4], device=device))
+
+
+def test_writes_go_into_the_same_preallocated_buffers(device):
+    cache = KVCache(batch_size=2, num_kv_heads=1, max_len=8, head_dim=2, dtype=torch.float32, device=device)
+    buffers = (cache.k_cache, cache.v_cache)
+    ptrs = (cache.k_cache.data_ptr(), cache.v_cache.data_ptr())
+    for n in (3, 1, 1):
+        cache.update(torch.randn(2, 1, n, 2, device=device), torch.randn(2, 1, n, 2, device=device))
+    assert (cache.k_cache, cache.v_cache) == buffers and (cache.k_cache.data_ptr(), cache.v_cache.data_ptr()) == ptrs
+
+
+def test_use_position_writes_at_a_device_side_position_with_fixed_shapes(device):
+    cache = KVCache(batch_size=2, num_kv_heads=2, max_len=6, head_dim=3, dtype=torch.float32, device=device)
+    prompt = torch.randn(2, 2, 3, 3, device=device)
+    cache.update(prompt, -prompt)
+    where = torch.tensor([3], device=device)
+    cache.use_position(where)
+    with pytest.raises(RuntimeError, match="device-side position"):
+        cache.length  # noqa: B018  (the host no longer knows it)
+    steps = []
+    for _ in range(2):
+        k = torch.randn(2, 2, 1, 3, device=device)
+        k_all, v_all = cache.update(k, -k)
+        assert k_all.shape == (2, 2, 6, 3), "the whole buffer, the same shape at every step"
+        assert k_all.data_ptr() == cache.k_cache.data_ptr()
+        steps.append(k)
+        where += 1
+    assert torch.equal(cache.k_cache[:, :, :5], torch.cat([prompt, *steps], dim=2))
+    assert torch.equal(cache.v_cache[:, :, :5], -cache.k_cache[:, :, :5])
+    with pytest.raises(ValueError, match="one position per update"):
+        cache.update(torch.randn(2, 2, 2, 3, device=device), torch.randn(2, 2, 2, 3, device=device))
+    cache.use_position(None)  # back to appending, from where the position stands
+    assert cache.length == 5
+    with pytest.raises(ValueError, match=r"position must be a \(1,\) long tensor"):
+        cache.use_position(torch.tensor(3, device=device))

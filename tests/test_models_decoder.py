@@ -146,3 +146,30 @@ def test_bad_config_and_cache_raise():
     model = tiny()
     with pytest.raises(ValueError, match="max_len"):
         model.new_kv_caches(1, 100)
+
+
+@pytest.mark.parametrize("ffn", ["mlp", "swiglu"])
+def test_gpt2_initialisation_starts_near_a_uniform_guess(ffn):
+    import math
+
+    config = DecoderConfig(vocab_size=500, embed_dim=64, num_layers=4, num_heads=4, hidden_dim=128, max_len=32,
+                           ffn=ffn, norm="rmsnorm" if ffn == "swiglu" else "layernorm")
+    torch.manual_seed(0)
+    model = Decoder(config)
+    residual = 0.02 / math.sqrt(2 * config.num_layers)
+    for name, param in model.named_parameters():
+        if name.endswith(("out_proj.weight", "down_proj.weight")):
+            assert abs(param.std().item() - residual) < 0.2 * residual, f"{name}: GPT-2 scales it by 1/sqrt(2 layers)"
+        elif param.dim() >= 2:
+            assert abs(param.std().item() - 0.02) < 0.004, f"{name}: std {param.std().item():.4f}, expected 0.02"
+        elif name.endswith("bias"):
+            assert torch.equal(param, torch.zeros_like(param)), name
+        else:
+            assert torch.equal(param, torch.ones_like(param)), name
+    ids = torch.randint(0, 500, (4, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        loss = lm_loss(model(ids), ids).item()
+        default = Decoder(DecoderConfig(**{**vars(config), "init_std": None}))
+        default_loss = lm_loss(default(ids), ids).item()
+    assert abs(loss - math.log(500)) < 0.05, f"a fresh GPT should guess uniformly: {loss:.2f} vs {math.log(500):.2f}"
+    assert default_loss > 2 * loss, f"PyTorch's defaults (init_std=None) start far above ln(v): {default_loss:.1f}"

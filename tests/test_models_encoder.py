@@ -110,3 +110,57 @@ def test_minilm_real_weights_match_sentence_transformers(device):
     # Real weights, not only equal ones: a paraphrase lands closer than an unrelated sentence.
     cat, paraphrase, unrelated = ours(["The cat sits on the mat.", "A cat is sitting on a mat.", "서울은 한국의 수도입니다."])
     assert cat @ paraphrase > cat @ unrelated + 0.3
+
+
+@pytest.mark.parametrize("ours", [Encoder, EncoderForMaskedLM, EncoderForSequenceClassification,
+                                  EncoderForTokenClassification])
+def test_bert_initialisation_covers_encoder_and_head_in_one_pass(ours):
+    config = EncoderConfig(vocab_size=300, embed_dim=64, num_layers=2, num_heads=4, hidden_dim=128, max_len=32,
+                           num_labels=3)
+    torch.manual_seed(0)
+    model = ours(config)
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:
+            rows = param[1:] if name.endswith("token_embed.weight") else param  # row 0 is padding
+            assert abs(rows.std().item() - 0.02) < 0.004, f"{name}: std {rows.std().item():.4f}, BERT draws N(0, 0.02)"
+        elif name.endswith("norm.weight"):
+            assert torch.equal(param, torch.ones_like(param)), name
+        else:
+            assert torch.equal(param, torch.zeros_like(param)), name
+    encoder = model if ours is Encoder else model.encoder
+    assert torch.equal(encoder.token_embed.weight[config.pad_id], torch.zeros(64)), "the padding row starts at 0"
+    # One pass over encoder and head, in parameter order: the same draws as building with
+    # PyTorch's defaults and initialising afterwards, so seeded results stay reproducible.
+    torch.manual_seed(0)
+    later = ours(EncoderConfig(**{**vars(config), "init_std": None}))
+    assert later.token_embed.weight.std() > 0.5 if ours is Encoder else later.encoder.token_embed.weight.std() > 0.5
+    later.init_weights(0.02)
+    for (name, a), b in zip(model.state_dict().items(), later.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_fresh_masked_lm_starts_near_a_uniform_guess():
+    import math
+
+    torch.manual_seed(0)
+    model = EncoderForMaskedLM(EncoderConfig(vocab_size=300, embed_dim=64, num_layers=2, num_heads=4, hidden_dim=128,
+                                             max_len=32, dropout=0.0)).eval()
+    ids = torch.randint(1, 300, (4, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        loss = EncoderForMaskedLM.loss(model(ids), ids).item()
+    assert abs(loss - math.log(300)) < 0.1, f"{loss:.2f} vs ln(v) = {math.log(300):.2f}"
+
+
+def test_attention_weights_match_hugging_face_bert(device):
+    hf_config = transformers.BertConfig(**HF_CONFIG)
+    hf_config._attn_implementation = "eager"  # the implementation that returns its weights
+    hf = transformers.BertModel(hf_config).eval().to(device)
+    model = Encoder.from_hf(hf).to(device)
+    ids, segments = batch(device)
+    with torch.no_grad():
+        out = hf(input_ids=ids, attention_mask=(ids != 0).long(), token_type_ids=segments, output_attentions=True)
+        hidden, weights = model(ids, segments, need_weights=True)
+    torch.testing.assert_close(hidden, out.last_hidden_state, **tolerance(torch.float32))
+    assert len(weights) == len(out.attentions) == 2
+    for ours, theirs in zip(weights, out.attentions):
+        torch.testing.assert_close(ours, theirs, **tolerance(torch.float32))

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from course_lib.models import EncoderConfig, EncoderForMaskedLM, EncoderForTokenClassification
+from course_lib.constants import IGNORE_INDEX
 from course_lib.models.objectives import (
-    IGNORE,
     DynamicMasking,
     Electra,
     bert_masking,
@@ -26,7 +26,7 @@ def test_bert_masking_rates_follow_80_10_10(device):
     ids[:, 0], ids[:, -1] = CLS, SEP
     inputs, labels = bert_masking(ids, mask_id=MASK, vocab_size=VOCAB, special_ids=(CLS, SEP, PAD),
                                   generator=torch.Generator().manual_seed(0))
-    chosen = labels != IGNORE
+    chosen = labels != IGNORE_INDEX
     n = chosen.sum().item()
     assert abs(n / (64 * 254) - 0.15) < 0.01  # special tokens are never chosen
     assert not chosen[:, 0].any() and not chosen[:, -1].any()

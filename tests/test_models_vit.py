@@ -60,3 +60,22 @@ def test_cls_token_sees_every_patch():
     assert (per_patch > 0).all()
     with pytest.raises(ValueError, match="images"):
         model(torch.randn(1, 3, 12, 12))
+
+
+def test_attention_weights_match_hugging_face(device):
+    config = transformers.ViTConfig(**HF_CONFIG)
+    config._attn_implementation = "eager"  # the implementation that returns its weights
+    hf = transformers.ViTForImageClassification(config).eval().to(device)
+    model = VisionTransformer.from_hf(hf).to(device)
+    images = torch.randn(2, 3, 16, 16, device=device)
+    with torch.no_grad():
+        out = hf(pixel_values=images, output_attentions=True)
+        logits, weights = model(images, need_weights=True)
+        states, same_weights = model.features(images, need_weights=True)
+    torch.testing.assert_close(logits, out.logits, **tolerance(torch.float32))
+    torch.testing.assert_close(states, model.features(images), **tolerance(torch.float32))
+    assert len(weights) == len(out.attentions) == 2
+    for ours, again, theirs in zip(weights, same_weights, out.attentions):
+        assert ours.shape == (2, 4, 17, 17)
+        torch.testing.assert_close(ours, theirs, **tolerance(torch.float32))
+        torch.testing.assert_close(again, ours, **tolerance(torch.float32))

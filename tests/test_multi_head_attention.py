@@ -258,3 +258,25 @@ def test_bad_input_names_argument_and_shapes():
     cache = KVCache(batch_size=2, num_kv_heads=2, max_len=8, head_dim=4, dtype=torch.float32, device="cpu")
     with pytest.raises(ValueError, match="kv_cache is for self-attention"):
         mha(x, context=torch.randn(2, 5, 6), kv_cache=cache)
+
+
+def test_training_projection_gives_torch_parameter_gradients(device):
+    # With grad enabled, self-attention stacks q, k, v into one matmul; the gradients must
+    # still reach the three separate projections, as torch's in_proj_weight receives them.
+    e, h = 16, 4
+    theirs = torch.nn.MultiheadAttention(e, h, batch_first=True).to(device)
+    ours = MultiHeadAttention(embed_dim=e, num_heads=h).to(device)
+    load_from_torch_mha(ours, theirs)
+    x = torch.randn(2, 5, e, device=device, requires_grad=True)
+    upstream = torch.randn(2, 5, e, device=device)
+    blocked = torch.ones(5, 5, dtype=torch.bool, device=device).triu(1)  # torch: True = blocked
+    ref = theirs(x, x, x, attn_mask=blocked, need_weights=False)[0]
+    out = ours(x, is_causal=True)
+    gx_ref, gw_ref, gb_ref = torch.autograd.grad(ref, (x, theirs.in_proj_weight, theirs.in_proj_bias), upstream)
+    projs = (ours.q_proj, ours.k_proj, ours.v_proj)
+    grads = torch.autograd.grad(out, (x, *[p.weight for p in projs], *[p.bias for p in projs]), upstream)
+    tol = tolerance(torch.float32)
+    torch.testing.assert_close(out, ref, **tol)
+    torch.testing.assert_close(grads[0], gx_ref, **tol)
+    torch.testing.assert_close(torch.cat(grads[1:4]), gw_ref, **tol)
+    torch.testing.assert_close(torch.cat(grads[4:7]), gb_ref, **tol)

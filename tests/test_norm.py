@@ -99,3 +99,15 @@ def test_wrong_last_dim_names_argument_and_shape(device, norm_cls):
 def test_layernorm_without_bias_has_only_weight():
     assert [name for name, _ in LayerNorm(4, bias=False).named_parameters()] == ["weight"]
     assert [name for name, _ in RMSNorm(4).named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_layernorm_equals_the_written_out_steps(device, dtype, bias):
+    _skip_unsupported(device, dtype)
+    written = LayerNorm(16, bias=bias, fused=False).to(device)
+    _randomise(written)
+    fused = LayerNorm(16, bias=bias).to(device)
+    fused.load_state_dict(written.state_dict())
+    x = (torch.randn(2, 5, 16) * 3 + 1).to(device, dtype)
+    _assert_parity(fused, written, x, dtype)

@@ -19,11 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 def test_recipe_helpers_on_small_inputs():
     torch.manual_seed(0)
     train, val = seq2seq.translation_data(max_number=60)
-    model = seq2seq.init_bart_(EncoderDecoder(seq2seq.small_config(train.vocab, embed_dim=16, num_layers=1))).eval()
+    model = EncoderDecoder(seq2seq.small_config(train.vocab, embed_dim=16, num_layers=1)).eval()
     batch = train.collate_fn([train[i] for i in range(8)])
     # BART's initialisation starts near a uniform guess over the vocabulary.
     assert seq2seq.seq2seq_loss(model, batch).item() == pytest.approx(math.log(len(train.vocab)), abs=0.2)
-    # The hooked weights: one (b, h, t, s) per decoder layer, rows summing to 1, none on source
+    # The cross-attention weights: one (b, h, t, s) per decoder layer, rows summing to 1, none on source
     # padding, and the model's output left as it was.
     src, tgt_in = batch["input_ids"], batch["decoder_input_ids"]
     weights = seq2seq.cross_attention_weights(model, src, tgt_in)

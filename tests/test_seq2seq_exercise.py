@@ -20,7 +20,7 @@ INIT = """
 
 # --- Typical mistakes -------------------------------------------------------------------
 
-# Self-attention habits: keys and values taken from the decoder states instead of the memory.
+# Self-attention habits: keys and values taken from the decoder states instead of the context.
 # (With kv_dim != embed_dim it would crash; the learner "fixes" the shapes to embed_dim.)
 KEYS_FROM_X_INIT = INIT.replace("nn.Linear(kv_dim, embed_dim", "nn.Linear(embed_dim, embed_dim")
 KEYS_FROM_X = """
@@ -72,14 +72,14 @@ STOP_WHEN_POOL_FULL = """
 # Heads by view/transpose, einsum, a finite "minus infinity", F.softmax.
 CROSS_ALTERNATIVE = """
     B, T, E = x.shape
-    S = memory.shape[1]
+    S = context.shape[1]
     H, D = self.num_heads, self.head_dim
     q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)
-    k = self.k_proj(memory).view(B, S, H, D).transpose(1, 2)
-    v = self.v_proj(memory).view(B, S, H, D).transpose(1, 2)
+    k = self.k_proj(context).view(B, S, H, D).transpose(1, 2)
+    v = self.v_proj(context).view(B, S, H, D).transpose(1, 2)
     sc = torch.einsum("bhtd,bhsd->bhts", q, k) * D ** -0.5
-    if memory_mask is not None:
-        sc = torch.where(memory_mask, sc, torch.finfo(sc.dtype).min)
+    if context_mask is not None:
+        sc = torch.where(context_mask, sc, torch.finfo(sc.dtype).min)
     w = F.softmax(sc, dim=-1)
     out = torch.einsum("bhts,bhsd->bhtd", w, v).transpose(1, 2).reshape(B, T, E)
     return self.out_proj(out), w

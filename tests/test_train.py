@@ -32,7 +32,7 @@ class TinyLM(nn.Module):
         x = self.token(ids) + self.position(torch.arange(t, device=ids.device))
         # the layer's own causal mask is additive float; in course_lib masks live in nn/masks.py
         causal = nn.Transformer.generate_square_subsequent_mask(t, device=ids.device, dtype=x.dtype)
-        return self.head(self.layer(x, src_mask=causal, is_causal=True))
+        return self.head(self.layer(x, causal, is_causal=True))
 
     def forward(self, batch):
         logits = self.logits(batch["input_ids"])

@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..constants import IGNORE_INDEX
+
 SPLITS = ("train", "val")
-IGNORE_INDEX = -100
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>", "<sep>")
 _MAX_TRIES_PER_EXAMPLE = 1000  # how hard draw_split looks for examples of one split
 

@@ -73,6 +73,7 @@ class CLIP(nn.Module):
             vocab_size=t.vocab_size, embed_dim=t.embed_dim, num_layers=t.num_layers, num_heads=t.num_heads,
             hidden_dim=t.hidden_dim, max_len=t.max_len, norm_eps=t.norm_eps,
             activation=t.activation, positions="learned", tie_embeddings=True,
+            init_std=None,  # not GPT-2's: the text tower keeps PyTorch's defaults, as the image tower does
         ))
         self.image_encoder = VisionTransformer(v)
         self.image_proj = nn.Linear(v.embed_dim, config.projection_dim, bias=False)

@@ -14,19 +14,26 @@ untied head; Touvron et al., 2023); ``from_hf`` loads either from Hugging Face.
 
 ``generate`` decodes greedily or by sampling (temperature, top-k, top-p), stops rows at
 stop tokens and, by default, keeps a KV cache so each new token costs one position of
-work. CTRL-style conditioning (Keskar et al., 2019) is a prefix of control-code tokens:
-``with_control_codes`` prepends them, and ``lm_loss(..., num_prefix=c)`` does not ask
+work. A batch of prompts of different lengths is padded on the left and masked
+(``attn_mask``), and each row then continues as it would alone. Decoding a single query
+against the cache builds no mask and asks the host nothing per step; ``cuda_graph=True``
+goes further and replays each step as one CUDA graph over a fixed-shape cache (the
+gpt-fast recipe), since at small batches a GPU spends most of a step waiting for Python
+to launch its kernels. CTRL-style conditioning (Keskar et al., 2019) is a prefix of
+control-code tokens: ``with_control_codes`` prepends them, and ``lm_loss(..., num_prefix=c)`` does not ask
 the model to predict them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..generate import generate_tokens
+from ..constants import IGNORE_INDEX
+from ..generate import generate_tokens, replayable
 from ..nn import (
     KVCache,
     LayerNorm,
@@ -57,6 +64,7 @@ class DecoderConfig:
     rope_base: float = 10000.0
     tie_embeddings: bool = True
     bias: bool = True
+    init_std: float | None = 0.02  # GPT-2's initialisation (init_weights); None keeps PyTorch's defaults
 
 
 class Decoder(nn.Module):
@@ -89,9 +97,31 @@ class Decoder(nn.Module):
             else LayerNorm(c.embed_dim, eps=c.norm_eps, bias=c.bias)
         )
         self.lm_head = None if c.tie_embeddings else nn.Linear(c.embed_dim, c.vocab_size, bias=False)
+        if c.init_std is not None:
+            self.init_weights(c.init_std)
+
+    def init_weights(self, std: float = 0.02) -> None:
+        """GPT-2's initialisation, in place: weights N(0, std), biases 0, norms 1.
+
+        The projections that write into the residual stream (``out_proj``, ``down_proj``) get
+        ``std / sqrt(2 * num_layers)``, so the stream's variance does not grow with depth
+        (Radford et al., 2019, sec. 2.3). With the tied head this also keeps the first logits
+        small: the untrained model predicts nearly uniformly, a loss of ln(v), not tens of nats.
+        """
+        residual_std = std / math.sqrt(2 * len(self.blocks))
+        for name, param in self.named_parameters():
+            if name.endswith(("out_proj.weight", "down_proj.weight")):
+                nn.init.normal_(param, 0.0, residual_std)
+            elif param.dim() >= 2:
+                nn.init.normal_(param, 0.0, std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(param)
+            else:  # the gains of LayerNorm and RMSNorm
+                nn.init.ones_(param)
 
     def hidden_states(
-        self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None
+        self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None,
+        positions: Tensor | None = None,
     ) -> Tensor:
         """``ids (b t)`` -> final-normed states ``(b t e)``.
 
@@ -99,22 +129,37 @@ class Decoder(nn.Module):
             attn_mask: extra boolean mask (e.g. padding), broadcastable to ``(b, h, t, s)``;
                 the causal mask is always applied.
             kv_caches: one :class:`KVCache` per block; ``ids`` then continue the cached positions.
+            positions: ``(b t)`` integer row of the learned position table for each token
+                (e.g. to skip left padding); by default ``ids`` start at the cache's length.
         """
         if kv_caches is not None and len(kv_caches) != len(self.blocks):
             raise ValueError(f"kv_caches needs one cache per block ({len(self.blocks)}), got {len(kv_caches)}")
-        offset = kv_caches[0].length if kv_caches is not None else 0
+        if positions is not None and self.pos_embed is None:
+            raise ValueError("positions select rows of a learned position table; this model uses rotary "
+                             "positions, which depend only on distances: leave positions=None")
+        return self._states(ids, attn_mask, kv_caches, positions, check=True)
+
+    def _states(self, ids, attn_mask, kv_caches, positions, check: bool = False) -> Tensor:
+        # Decoding steps come here with check=False: no check that reads a device value on the host.
         x = self.token_embed(ids)
-        if self.pos_embed is not None:
-            x = self.pos_embed(x, offset=offset)
+        if self.pos_embed is not None and positions is not None:
+            x = self.pos_embed(x, positions=positions) if check else x + self.pos_embed.weight[positions].to(x.dtype)
+        elif self.pos_embed is not None:
+            x = self.pos_embed(x, offset=kv_caches[0].length if kv_caches is not None else 0)
         x = self.dropout(x)
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask=attn_mask, kv_cache=None if kv_caches is None else kv_caches[i])
         return self.final_norm(x)
 
-    def forward(self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None) -> Tensor:
-        """``ids (b t)`` -> next-token logits ``(b t v)`` at every position."""
-        h = self.hidden_states(ids, attn_mask, kv_caches)
+    def _head(self, h: Tensor) -> Tensor:
         return self.token_embed.attend(h) if self.lm_head is None else self.lm_head(h)
+
+    def forward(
+        self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None,
+        positions: Tensor | None = None,
+    ) -> Tensor:
+        """``ids (b t)`` -> next-token logits ``(b t v)`` at every position."""
+        return self._head(self.hidden_states(ids, attn_mask, kv_caches, positions))
 
     def new_kv_caches(self, batch_size: int, max_len: int) -> list[KVCache]:
         """Empty caches, one per block, on the model's device and dtype."""
@@ -138,7 +183,9 @@ class Decoder(nn.Module):
         top_p: float | None = None,
         stop_tokens: tuple[int, ...] | list[int] = (),
         pad_id: int | None = None,
+        attn_mask: Tensor | None = None,
         use_cache: bool = True,
+        cuda_graph: bool = False,
         control_codes: Tensor | list[int] | None = None,
         generator: torch.Generator | None = None,
         logits_filter=None,
@@ -146,30 +193,120 @@ class Decoder(nn.Module):
         """Continue ``ids (b t)``; returns ``(b, c + t + n)`` (control codes, prompt, new tokens).
 
         ``temperature=0`` is greedy. See :func:`course_lib.generate.generate_tokens` for
-        stop tokens and ``pad_id``. ``use_cache=False`` re-runs the whole prefix at each
-        step; it exists to show (and test) that the cache changes speed, not results.
+        stop tokens and ``pad_id``.
+
+        Args:
+            attn_mask: ``(b t)`` boolean, False on the left padding of prompts shorter than
+                ``t``; every row then continues exactly as it would alone.
+            use_cache: ``False`` re-runs the whole prefix at each step; it exists to show (and
+                test) that the cache changes speed, not results.
+            cuda_graph: record one decoding step as a CUDA graph and replay it per token
+                (a cache of fixed shape, see :meth:`KVCache.use_position`); on a GPU this
+                removes the launch overhead that dominates small batches. Learned positions
+                only. Off CUDA the same fixed-shape step runs without a graph.
         """
         if control_codes is not None:
+            n_codes = ids.shape[1]
             ids = with_control_codes(ids, control_codes)
-        step = self._cached_step(ids.shape[0], ids.shape[1] + max_new_tokens) if use_cache else self._full_step()
+            if attn_mask is not None:
+                attn_mask = torch.cat([attn_mask.new_ones(ids.shape[0], ids.shape[1] - n_codes), attn_mask], dim=1)
+        total = ids.shape[1] + max_new_tokens
+        keys, positions = self._padding(ids, attn_mask, total)
+        if cuda_graph and (not use_cache or self.pos_embed is None):
+            raise ValueError("cuda_graph needs use_cache=True and learned positions (positions='learned')")
+        if not use_cache:
+            step = self._full_step(keys, positions)
+        elif cuda_graph:
+            step = self._graph_step(ids.shape[0], total, keys, positions)
+        else:
+            step = self._cached_step(ids.shape[0], total, keys, positions)
         return generate_tokens(
             step, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
             stop_tokens=stop_tokens, pad_id=pad_id, generator=generator, logits_filter=logits_filter,
         )
 
-    def _cached_step(self, batch_size: int, max_len: int):
-        caches = self.new_kv_caches(batch_size, max_len)
-        return lambda new_ids: self(new_ids, kv_caches=caches)[:, -1]
+    def _padding(self, ids: Tensor, attn_mask: Tensor | None, total: int):
+        """Keys that may be attended ``(b, total)`` and learned-table positions ``(b, total)``;
+        ``(None, None)`` without padding, so that decoding builds no mask at all."""
+        if total > self.config.max_len:
+            raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens need {total} positions, "
+                             f"but the model's max_len is {self.config.max_len}")
+        if attn_mask is None:
+            return None, None
+        if attn_mask.shape != ids.shape or attn_mask.dtype != torch.bool:
+            raise ValueError(f"attn_mask must be boolean with the shape of ids {tuple(ids.shape)}, "
+                             f"got {tuple(attn_mask.shape)} {attn_mask.dtype}")
+        if not bool(attn_mask[:, -1].all()):
+            raise ValueError("pad prompts on the left: attn_mask[:, -1] must be True in every row, so that "
+                             "the next token follows a real one")
+        if bool(attn_mask.all()):
+            return None, None
+        keys = torch.ones(ids.shape[0], total, dtype=torch.bool, device=ids.device)
+        keys[:, : ids.shape[1]] = attn_mask.to(ids.device)
+        # A row's first real token takes position 0, as if it were alone. Rotary positions
+        # need no shift: a rotation by a common angle leaves q . k unchanged.
+        positions = (keys.long().cumsum(dim=1) - 1).clamp(min=0) if self.pos_embed is not None else None
+        return keys, positions
 
-    def _full_step(self):
+    def _cached_step(self, batch_size: int, max_len: int, keys=None, positions=None):
+        caches = self.new_kv_caches(batch_size, max_len)
+
+        def step(new_ids: Tensor) -> Tensor:
+            start = caches[0].length
+            end = start + new_ids.shape[1]
+            mask = None if keys is None else keys[:, None, None, :end]  # b 1 1 s
+            pos = None if positions is None else positions[:, start:end]
+            # Only the last position's logits are needed: skip the head for the rest of a prompt.
+            return self._head(self._states(new_ids, mask, caches, pos)[:, -1:])[:, 0]
+
+        return step
+
+    def _full_step(self, keys=None, positions=None):
         seen: list[Tensor] = []
 
         def step(new_ids: Tensor) -> Tensor:
             seen.append(new_ids)
-            return self(torch.cat(seen, dim=1))[:, -1]
+            ids = torch.cat(seen, dim=1)
+            s = ids.shape[1]
+            mask = None if keys is None else keys[:, None, None, :s]
+            pos = None if positions is None else positions[:, :s]
+            return self._head(self._states(ids, mask, None, pos)[:, -1:])[:, 0]
 
         return step
 
+    def _graph_step(self, batch_size: int, max_len: int, keys=None, positions=None):
+        """The prompt runs as usual; every later step has fixed shapes and runs as one CUDA graph."""
+        device = self.token_embed.weight.device
+        caches = self.new_kv_caches(batch_size, max_len)
+        keys = torch.ones(batch_size, max_len, dtype=torch.bool, device=device) if keys is None else keys
+        if positions is None:
+            positions = torch.arange(max_len, device=device).expand(batch_size, -1)
+        slots = torch.arange(max_len, device=device)
+        where = torch.zeros(1, dtype=torch.long, device=device)  # the cache slot this step writes
+        new_ids = torch.zeros(batch_size, 1, dtype=torch.long, device=device)
+        state: dict = {}
+
+        def body() -> Tensor:
+            mask = (keys & (slots <= where))[:, None, None, :]  # b 1 1 max_len: filled slots, no padding
+            pos = positions.gather(1, where.expand(batch_size, 1))  # b 1
+            return self._head(self._states(new_ids, mask, caches, pos)[:, -1:])[:, 0]
+
+        def step(ids: Tensor) -> Tensor:
+            if not state:  # the prompt: fill the caches the usual way, then switch them to `where`
+                t = ids.shape[1]
+                mask = None if bool(keys[:, :t].all()) else keys[:, None, None, :t]
+                logits = self._head(self._states(ids, mask, caches, positions[:, :t])[:, -1:])[:, 0]
+                where.fill_(t)
+                for cache in caches:
+                    cache.use_position(where)
+                state["run"] = replayable(body, device)
+                return logits
+            new_ids.copy_(ids)
+            logits = state["run"]()
+            where.add_(1)
+            return logits
+
+        return step
     @classmethod
     def from_hf(cls, hf_model) -> Decoder:
         """From a Hugging Face ``GPT2LMHeadModel`` or ``LlamaForCausalLM``."""
@@ -202,7 +339,7 @@ def lm_loss(logits: Tensor, ids: Tensor, num_prefix: int = 0, pad_id: int | None
     if logits.shape[:2] != ids.shape:
         raise ValueError(f"logits (b, t, v) {tuple(logits.shape)} and ids (b, t) {tuple(ids.shape)} disagree")
     targets = ids[:, 1:].clone()
-    targets[:, : max(num_prefix - 1, 0)] = -100  # the first code is never a target anyway
+    targets[:, : max(num_prefix - 1, 0)] = IGNORE_INDEX  # the first code is never a target anyway
     if pad_id is not None:
-        targets[targets == pad_id] = -100
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        targets[targets == pad_id] = IGNORE_INDEX
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)

@@ -11,6 +11,9 @@ BERT keeps the original post-norm block, ``x = norm(x + sublayer(x))``; its Laye
 epsilon is 1e-12. Padding never receives attention: by default the key-padding mask is
 built from ``pad_id``.
 
+Every model starts from BERT's initialisation (``init_weights``): weights and embeddings
+N(0, 0.02), biases 0, norms 1. A task model initialises its encoder and its head in one pass.
+
 Heads:
 * ``EncoderForMaskedLM``: dense -> activation -> LayerNorm -> tied output embedding + bias.
 * ``EncoderForSequenceClassification``: the ``[CLS]`` state through BERT's tanh pooler,
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..constants import IGNORE_INDEX
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TokenEmbedding, TransformerBlock, padding_mask_from_ids
 from ..nn.feed_forward import ACTIVATIONS
 from . import convert
@@ -52,12 +56,40 @@ class EncoderConfig:
     num_labels: int = 2
     pooling: str = "cls"  # "cls" (tanh pooler on [CLS]) or "mean"
     classifier_dropout: float = 0.1
+    init_std: float | None = 0.02  # BERT's initialisation (init_weights); None keeps PyTorch's defaults
 
 
-class Encoder(nn.Module):
-    """BERT's encoder body: ``ids (b t) -> hidden states (b t e)``."""
+class _BertModule(nn.Module):
+    """What the encoder and its task models share: BERT's initialisation."""
 
-    def __init__(self, config: EncoderConfig):
+    def init_weights(self, std: float = 0.02) -> None:
+        """BERT's initialisation, in place: every matrix (embeddings included) N(0, std), biases 0,
+        norms 1, padding rows 0 (Devlin et al., 2019).
+
+        ``TokenEmbedding`` alone starts from N(0, 1) like ``nn.Embedding``; with the MLM head
+        tied to it, that makes the first logits huge (a loss far above ln v).
+        """
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if param.dim() >= 2:
+                    param.normal_(0.0, std)
+                elif name.endswith("norm.weight"):
+                    param.fill_(1.0)
+                else:
+                    param.zero_()
+            for module in self.modules():
+                if isinstance(module, TokenEmbedding) and module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+
+
+class Encoder(_BertModule):
+    """BERT's encoder body: ``ids (b t) -> hidden states (b t e)``.
+
+    ``initialise=False`` leaves the weights to the caller: the task models initialise the
+    encoder and their head together, in one pass.
+    """
+
+    def __init__(self, config: EncoderConfig, initialise: bool = True):
         super().__init__()
         self.config = config
         c = config
@@ -73,15 +105,19 @@ class Encoder(nn.Module):
             )
             for _ in range(c.num_layers)
         )
+        if initialise and c.init_std is not None:
+            self.init_weights(c.init_std)
 
-    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None,
+                need_weights: bool = False):
         """Args:
             ids: ``(b t)`` token ids.
             segment_ids: ``(b t)`` sentence A/B ids; zeros when ``None``.
             attn_mask: boolean, broadcastable to ``(b, h, t, t)``, True = may attend;
                 defaults to ``padding_mask_from_ids(ids, pad_id)``.
+            need_weights: also return each layer's attention weights ``(b h t t)``.
 
-        Returns: ``(b t e)``.
+        Returns: ``(b t e)``, or ``((b t e), [weights per layer])`` when ``need_weights``.
         """
         if segment_ids is None:
             segment_ids = torch.zeros_like(ids)
@@ -91,9 +127,14 @@ class Encoder(nn.Module):
             attn_mask = padding_mask_from_ids(ids, self.config.pad_id)
         x = self.pos_embed(self.token_embed(ids) + self.segment_embed(segment_ids))
         x = self.dropout(self.embed_norm(x))
+        weights = []
         for block in self.blocks:
-            x = block(x, attn_mask=attn_mask)
-        return x
+            if need_weights:
+                x, layer_weights = block(x, attn_mask=attn_mask, need_weights=True)
+                weights.append(layer_weights["self_attn"])
+            else:
+                x = block(x, attn_mask=attn_mask)
+        return (x, weights) if need_weights else x
 
     @classmethod
     def from_hf(cls, hf_model) -> Encoder:
@@ -137,22 +178,24 @@ class MaskedLMHead(nn.Module):
         return token_embed.attend(x) + self.bias
 
 
-class EncoderForMaskedLM(nn.Module):
+class EncoderForMaskedLM(_BertModule):
     """``ids (b t) -> logits (b t v)`` over the vocabulary at every position."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config, initialise=False)
         self.mlm_head = MaskedLMHead(config.embed_dim, config.vocab_size, config.activation, config.norm_eps)
+        if config.init_std is not None:
+            self.init_weights(config.init_std)
 
     def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
         return self.mlm_head(self.encoder(ids, segment_ids, attn_mask), self.encoder.token_embed)
 
     @staticmethod
     def loss(logits: Tensor, labels: Tensor) -> Tensor:
-        """Cross-entropy over the positions whose label is not ``-100`` (see ``objectives.bert_masking``)."""
-        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+        """Cross-entropy over the positions whose label is not ``IGNORE_INDEX`` (see ``objectives.bert_masking``)."""
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
 
     @classmethod
     def from_hf(cls, hf_model) -> EncoderForMaskedLM:
@@ -161,7 +204,7 @@ class EncoderForMaskedLM(nn.Module):
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 
-class EncoderForSequenceClassification(nn.Module):
+class EncoderForSequenceClassification(_BertModule):
     """``ids (b t) -> logits (b c)``, pooling ``[CLS]`` (``config.pooling="cls"``) or the mean."""
 
     def __init__(self, config: EncoderConfig):
@@ -169,11 +212,13 @@ class EncoderForSequenceClassification(nn.Module):
         if config.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {config.pooling!r}")
         self.config = config
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config, initialise=False)
         # BERT's pooler (dense + tanh on [CLS]) was trained by next-sentence prediction.
         self.pooler = nn.Linear(config.embed_dim, config.embed_dim) if config.pooling == "cls" else None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.embed_dim, config.num_labels)
+        if config.init_std is not None:
+            self.init_weights(config.init_std)
 
     def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
         hidden = self.encoder(ids, segment_ids, attn_mask)
@@ -190,15 +235,17 @@ class EncoderForSequenceClassification(nn.Module):
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 
-class EncoderForTokenClassification(nn.Module):
+class EncoderForTokenClassification(_BertModule):
     """``ids (b t) -> logits (b t c)``: one label per token, e.g. named entities."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config, initialise=False)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.embed_dim, config.num_labels)
+        if config.init_std is not None:
+            self.init_weights(config.init_std)
 
     def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
         return self.classifier(self.dropout(self.encoder(ids, segment_ids, attn_mask)))

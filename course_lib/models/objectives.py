@@ -16,7 +16,7 @@ Shape legend
   factorisation order. Attention masks encode that order; a content stream may see its
   own token, a query stream (which must predict it) may not.
 
-Labels use ``IGNORE = -100`` for "no loss here", the value ``F.cross_entropy`` skips.
+Labels use ``IGNORE_INDEX`` (-100) for "no loss here", the value ``F.cross_entropy`` skips.
 """
 from __future__ import annotations
 
@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..constants import IGNORE_INDEX
 from ..nn import causal_mask, padding_mask_from_ids
-
-IGNORE = -100
 
 
 def bert_masking(
@@ -45,7 +44,7 @@ def bert_masking(
 
     Each token not in ``special_ids`` is chosen with probability ``mask_prob``; a chosen
     token becomes ``[MASK]``, a uniformly random token, or stays, with ``replace_probs``.
-    ``labels`` holds the original id at chosen positions and ``IGNORE`` elsewhere.
+    ``labels`` holds the original id at chosen positions and ``IGNORE_INDEX`` elsewhere.
     """
     if abs(sum(replace_probs) - 1.0) > 1e-6:
         raise ValueError(f"replace_probs must sum to 1, got {replace_probs}")
@@ -58,7 +57,7 @@ def bert_masking(
         return torch.rand(ids.shape, generator=generator).to(device)
 
     chosen = (uniform() < mask_prob) & ~torch.isin(ids, special)
-    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
     which = uniform()
     to_mask = chosen & (which < replace_probs[0])
     to_random = chosen & (which >= replace_probs[0]) & (which < replace_probs[0] + replace_probs[1])
@@ -130,8 +129,8 @@ class Electra(nn.Module):
             special_ids=(*self.special_ids, self.pad_id), replace_probs=(1.0, 0.0, 0.0), generator=sample_generator,
         )
         gen_logits = self.generator(masked)  # b t v
-        mlm_loss = F.cross_entropy(gen_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
-        chosen = labels != IGNORE
+        mlm_loss = F.cross_entropy(gen_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+        chosen = labels != IGNORE_INDEX
         with torch.no_grad():  # sampling is not differentiable: no gradient flows generator <- discriminator
             probs = gen_logits[chosen].float().softmax(dim=-1)
             samples = torch.multinomial(probs.cpu(), 1, generator=sample_generator).squeeze(-1).to(ids.device)

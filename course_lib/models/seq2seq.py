@@ -4,9 +4,9 @@ Shape legend
     b  batch        s  source tokens       t  target tokens       e  embed_dim
     v  vocab_size   k  beams
 
-    memory = Encoder(src)                                   bidirectional self-attention
-    logits = Decoder(tgt, memory)                           causal self-attention, then
-                                                            cross-attention to memory
+    context = Encoder(src)                                  bidirectional self-attention
+    logits = Decoder(tgt, context)                          causal self-attention, then
+                                                            cross-attention to the context
                                                             (Vaswani et al., 2017; Lewis et al., 2020)
 
 Training uses *teacher forcing*: the decoder reads the gold target shifted one step to
@@ -17,7 +17,8 @@ self-attention) or by beam search.
 This file follows BART: post-norm blocks, learned positions read from offset 2 (the
 table has two extra rows, a fairseq leftover), a LayerNorm right after the embeddings,
 one token table shared by encoder, decoder and output head, plus a ``final_logits_bias``.
-It reproduces Hugging Face's ``BartForConditionalGeneration`` exactly.
+It reproduces Hugging Face's ``BartForConditionalGeneration`` exactly, and starts from
+BART's initialisation (``init_weights``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..constants import IGNORE_INDEX
 from ..generate import beam_search, generate_tokens
 from ..nn import KVCache, LayerNorm, LearnedPositionalEmbedding, TokenEmbedding, TransformerBlock, padding_mask_from_ids
 from . import convert
@@ -50,6 +52,7 @@ class EncoderDecoderConfig:
     bos_id: int = 0
     eos_id: int = 2
     decoder_start_id: int = 2
+    init_std: float | None = 0.02  # BART's initialisation (init_weights); None keeps PyTorch's defaults
 
 
 class EncoderDecoder(nn.Module):
@@ -78,49 +81,96 @@ class EncoderDecoder(nn.Module):
         self.decoder_blocks = nn.ModuleList(block(True) for _ in range(c.num_decoder_layers))
         # Saved in checkpoints, never trained by HF (a persistent buffer).
         self.register_buffer("final_logits_bias", torch.zeros(1, c.vocab_size))
+        if c.init_std is not None:
+            self.init_weights(c.init_std)
 
-    def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
-        """``src (b s)`` -> memory ``(b s e)``. ``src_mask`` defaults to the padding mask of ``src``."""
-        if src_mask is None:
-            src_mask = padding_mask_from_ids(src, self.config.pad_id)
+    def init_weights(self, std: float = 0.02) -> None:
+        """BART's initialisation, in place, as its reference code does it (fairseq, and Hugging
+        Face's port): weight matrices and embeddings N(0, std), biases 0, norms 1, the padding
+        row 0. PyTorch's defaults (unit-variance embeddings, tied to the output) start with a
+        loss far above ``ln(v)``; this starts near it."""
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if param.dim() >= 2:
+                    param.normal_(0.0, std)
+                elif name.endswith("norm.weight"):
+                    param.fill_(1.0)
+                else:
+                    param.zero_()
+            self.token_embed.weight[self.config.pad_id].zero_()
+
+    def encode(self, src: Tensor, attn_mask: Tensor | None = None, need_weights: bool = False):
+        """``src (b s)`` -> context ``(b s e)``, the sequence the decoder's cross-attention reads.
+
+        ``attn_mask`` defaults to the padding mask of ``src``. ``need_weights`` also returns
+        each layer's self-attention weights ``(b h s s)``, as ``(context, [weights])``.
+        """
+        if attn_mask is None:
+            attn_mask = padding_mask_from_ids(src, self.config.pad_id)
         x = self.encoder_pos_embed(self.token_embed(src), offset=self.config.position_offset)
         x = self.dropout(self.encoder_embed_norm(x))
+        weights = []
         for blk in self.encoder_blocks:
-            x = blk(x, attn_mask=src_mask)
-        return x
+            if need_weights:
+                x, layer_weights = blk(x, attn_mask=attn_mask, need_weights=True)
+                weights.append(layer_weights["self_attn"])
+            else:
+                x = blk(x, attn_mask=attn_mask)
+        return (x, weights) if need_weights else x
 
     def decode(
-        self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None
-    ) -> Tensor:
-        """``tgt (b t)`` and ``memory (b s e)`` -> logits ``(b t v)``.
+        self, tgt: Tensor, context: Tensor, context_mask: Tensor | None = None,
+        kv_caches: list[KVCache] | None = None, need_weights: bool = False,
+    ):
+        """``tgt (b t)`` and ``context (b s e)`` -> logits ``(b t v)``.
 
-        ``src_mask`` (``(b, 1, 1, s)``) hides source padding from cross-attention; with
-        ``kv_caches`` the ``tgt`` tokens continue the cached positions.
+        ``context_mask`` (``(b, 1, 1, s)``) hides source padding from cross-attention; with
+        ``kv_caches`` the ``tgt`` tokens continue the cached positions. ``need_weights`` also
+        returns ``{"decoder": [(b h t t)], "cross": [(b h t s)]}``, one entry per layer.
         """
         offset = kv_caches[0].length if kv_caches is not None else 0
         x = self.decoder_pos_embed(self.token_embed(tgt), offset=self.config.position_offset + offset)
         x = self.dropout(self.decoder_embed_norm(x))
+        weights: dict[str, list[Tensor]] = {"decoder": [], "cross": []}
         for i, blk in enumerate(self.decoder_blocks):
-            x = blk(x, context=memory, context_mask=src_mask, kv_cache=None if kv_caches is None else kv_caches[i])
-        return self.token_embed.attend(x) + self.final_logits_bias
+            kv_cache = None if kv_caches is None else kv_caches[i]
+            if need_weights:
+                x, layer_weights = blk(x, context=context, context_mask=context_mask, kv_cache=kv_cache,
+                                       need_weights=True)
+                weights["decoder"].append(layer_weights["self_attn"])
+                weights["cross"].append(layer_weights["cross_attn"])
+            else:
+                x = blk(x, context=context, context_mask=context_mask, kv_cache=kv_cache)
+        logits = self.token_embed.attend(x) + self.final_logits_bias
+        return (logits, weights) if need_weights else logits
 
-    def forward(self, src: Tensor, tgt_in: Tensor, src_mask: Tensor | None = None) -> Tensor:
-        """Teacher forcing: ``tgt_in`` is the target shifted right (see :meth:`shift_right`)."""
-        if src_mask is None:
-            src_mask = padding_mask_from_ids(src, self.config.pad_id)
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)
+    def forward(self, src: Tensor, tgt_in: Tensor, attn_mask: Tensor | None = None, need_weights: bool = False):
+        """Teacher forcing: ``tgt_in`` is the target shifted right (see :meth:`shift_right`).
+
+        ``attn_mask``: the source's padding mask ``(b, 1, 1, s)`` (by default from ``pad_id``),
+        for the encoder's self-attention and, as the ``context_mask``, the cross-attention.
+        ``need_weights`` also returns every attention layer's weights, as
+        ``(logits, {"encoder": [(b h s s)], "decoder": [(b h t t)], "cross": [(b h t s)]})``.
+        """
+        if attn_mask is None:
+            attn_mask = padding_mask_from_ids(src, self.config.pad_id)
+        if not need_weights:
+            return self.decode(tgt_in, self.encode(src, attn_mask), attn_mask)
+        context, encoder_weights = self.encode(src, attn_mask, need_weights=True)
+        logits, weights = self.decode(tgt_in, context, attn_mask, need_weights=True)
+        return logits, {"encoder": encoder_weights, **weights}
 
     def shift_right(self, labels: Tensor) -> Tensor:
-        """``labels (b t)`` -> decoder input ``[decoder_start, labels[:-1]]``; ``-100`` becomes padding."""
+        """``labels (b t)`` -> decoder input ``[decoder_start, labels[:-1]]``; ``IGNORE_INDEX`` becomes padding."""
         shifted = torch.full_like(labels, self.config.decoder_start_id)
         shifted[:, 1:] = labels[:, :-1]
-        return shifted.masked_fill(shifted == -100, self.config.pad_id)
+        return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_id)
 
     def loss(self, src: Tensor, labels: Tensor) -> Tensor:
-        """Teacher-forced cross-entropy of ``labels (b t)``; padding and ``-100`` are ignored."""
+        """Teacher-forced cross-entropy of ``labels (b t)``; padding and ``IGNORE_INDEX`` are ignored."""
         logits = self(src, self.shift_right(labels))
-        targets = labels.masked_fill(labels == self.config.pad_id, -100)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        targets = labels.masked_fill(labels == self.config.pad_id, IGNORE_INDEX)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
 
     @torch.no_grad()
     def generate(
@@ -147,26 +197,26 @@ class EncoderDecoder(nn.Module):
         """
         c = self.config
         eos_id = c.eos_id if eos_id == -1 else eos_id
-        src_mask = padding_mask_from_ids(src, c.pad_id)
-        memory = self.encode(src, src_mask)
+        context_mask = padding_mask_from_ids(src, c.pad_id)
+        context = self.encode(src, context_mask)
         start = torch.full((src.shape[0], 1), c.decoder_start_id, dtype=torch.long, device=src.device)
         if num_beams == 1:
             caches = self._new_kv_caches(src.shape[0], 1 + max_new_tokens)
 
             def step(new_ids: Tensor) -> Tensor:
-                return self.decode(new_ids, memory, src_mask, kv_caches=caches)[:, -1]
+                return self.decode(new_ids, context, context_mask, kv_caches=caches)[:, -1]
 
             stops = () if eos_id is None else (eos_id,)
             return generate_tokens(step, start, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                    stop_tokens=stops, pad_id=c.pad_id, generator=generator)
 
-        # Each beam reads the same memory: repeat it k times along the batch.
-        beam_memory = memory.repeat_interleave(num_beams, dim=0)  # (b k) s e
-        beam_mask = src_mask.repeat_interleave(num_beams, dim=0)
+        # Each beam reads the same context: repeat it k times along the batch.
+        beam_context = context.repeat_interleave(num_beams, dim=0)  # (b k) s e
+        beam_mask = context_mask.repeat_interleave(num_beams, dim=0)
         caches = self._new_kv_caches(src.shape[0] * num_beams, 1 + max_new_tokens)
 
         def beam_step(new_ids: Tensor) -> Tensor:
-            return self.decode(new_ids, beam_memory, beam_mask, kv_caches=caches)[:, -1]
+            return self.decode(new_ids, beam_context, beam_mask, kv_caches=caches)[:, -1]
 
         def reorder(parents: Tensor) -> None:  # each beam's cached prefix follows it
             for cache in caches:

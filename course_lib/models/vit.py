@@ -64,21 +64,34 @@ class VisionTransformer(nn.Module):
         self.final_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
         self.head = nn.Linear(c.embed_dim, c.num_classes) if c.num_classes > 0 else None
 
-    def features(self, images: Tensor) -> Tensor:
-        """``images (b c H W)`` -> final-normed states ``(b, 1 + n, e)``; index 0 is [CLS]."""
+    def features(self, images: Tensor, need_weights: bool = False):
+        """``images (b c H W)`` -> final-normed states ``(b, 1 + n, e)``; index 0 is [CLS].
+
+        ``need_weights`` also returns each layer's attention weights ``(b h (1+n) (1+n))``.
+        """
         patches = self.patch_embed(images)  # b n e
         cls = self.cls_token.expand(patches.shape[0], -1, -1)  # b 1 e
         x = self.pos_embed(torch.cat([cls, patches], dim=1))
         if self.pre_norm is not None:
             x = self.pre_norm(x)
         x = self.dropout(x)
+        weights = []
         for block in self.blocks:
-            x = block(x)
-        return self.final_norm(x)
+            if need_weights:
+                x, layer_weights = block(x, need_weights=True)
+                weights.append(layer_weights["self_attn"])
+            else:
+                x = block(x)
+        x = self.final_norm(x)
+        return (x, weights) if need_weights else x
 
-    def forward(self, images: Tensor) -> Tensor:
-        cls_state = self.features(images)[:, 0]  # b e
-        return cls_state if self.head is None else self.head(cls_state)
+    def forward(self, images: Tensor, need_weights: bool = False):
+        """``images (b c H W)`` -> logits ``(b k)``, or ``(logits, [weights per layer])`` with ``need_weights``."""
+        states = self.features(images, need_weights)
+        x, weights = states if need_weights else (states, None)
+        cls_state = x[:, 0]  # b e
+        out = cls_state if self.head is None else self.head(cls_state)
+        return (out, weights) if need_weights else out
 
     @classmethod
     def from_hf(cls, hf_model) -> VisionTransformer:

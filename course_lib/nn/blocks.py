@@ -119,37 +119,55 @@ class TransformerBlock(nn.Module):
         self,
         x: Tensor,
         attn_mask: Tensor | None = None,
+        attn_bias: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         kv_cache: KVCache | None = None,
-    ) -> Tensor:
+        need_weights: bool = False,
+    ):
         """Run one block on ``x (b, t, e)``; returns ``(b, t, e)``.
 
         Args:
             attn_mask: self-attention mask, boolean, broadcastable to ``(b, h, t, t)``
                 (``(b, h, t, s_cache)`` with a KV cache); True = may attend. With
                 ``causal=True`` it is combined with the causal mask (say, for padding).
+            attn_bias: float, broadcastable like ``attn_mask``, added to the self-attention
+                scores (a relative position bias).
             context: ``(b, s, e)``, the sequence that cross-attention reads (an encoder's output).
             context_mask: boolean, broadcastable to ``(b, h, t, s)``, usually the context's
                 padding mask ``(b, 1, 1, s)``.
             kv_cache: a :class:`~course_lib.nn.kv_cache.KVCache` for the self-attention.
+            need_weights: also return the attention weights (naive path), as a dict with
+                ``"self_attn"`` ``(b, h, t, t)`` and, with cross-attention, ``"cross_attn"``
+                ``(b, h, t, s)``.
+
+        Returns:
+            ``x (b, t, e)``, or ``(x, weights)`` when ``need_weights``.
         """
         if self.cross_attn is None and (context is not None or context_mask is not None):
             raise ValueError("context was given, but this block was built with cross_attention=False")
         if self.cross_attn is not None and context is None:
             raise ValueError(f"this block has cross-attention and needs a context (b, s, e); x is {tuple(x.shape)}")
 
+        weights: dict[str, Tensor] = {}
+
+        def attend(name: str, attn: nn.Module, h: Tensor, **kwargs) -> Tensor:
+            # One call either way: the weights come out of the same pass that computes x.
+            if not need_weights:
+                return attn(h, **kwargs)
+            out, weights[name] = attn(h, need_weights=True, **kwargs)
+            return out
+
+        self_kwargs = dict(attn_mask=attn_mask, attn_bias=attn_bias, is_causal=self.causal, kv_cache=kv_cache)
+        cross_kwargs = dict(context=context, attn_mask=context_mask)
         if self.norm_first:
-            x = x + self.dropout(self._self_attention(self.self_attn_norm(x), attn_mask, kv_cache))
+            x = x + self.dropout(attend("self_attn", self.self_attn, self.self_attn_norm(x), **self_kwargs))
             if self.cross_attn is not None:
-                x = x + self.dropout(self.cross_attn(self.cross_attn_norm(x), context=context, attn_mask=context_mask))
+                x = x + self.dropout(attend("cross_attn", self.cross_attn, self.cross_attn_norm(x), **cross_kwargs))
             x = x + self.dropout(self.ffn(self.ffn_norm(x)))
         else:
-            x = self.self_attn_norm(x + self.dropout(self._self_attention(x, attn_mask, kv_cache)))
+            x = self.self_attn_norm(x + self.dropout(attend("self_attn", self.self_attn, x, **self_kwargs)))
             if self.cross_attn is not None:
-                x = self.cross_attn_norm(x + self.dropout(self.cross_attn(x, context=context, attn_mask=context_mask)))
+                x = self.cross_attn_norm(x + self.dropout(attend("cross_attn", self.cross_attn, x, **cross_kwargs)))
             x = self.ffn_norm(x + self.dropout(self.ffn(x)))
-        return x
-
-    def _self_attention(self, x: Tensor, attn_mask: Tensor | None, kv_cache: KVCache | None) -> Tensor:
-        return self.self_attn(x, attn_mask=attn_mask, is_causal=self.causal, kv_cache=kv_cache)
+        return (x, weights) if need_weights else x

@@ -9,6 +9,15 @@ tokens ``0..n``. Those of ``0..n-1`` were already computed at earlier steps, so 
 them here instead of recomputing the whole prefix each step: a step then costs O(n)
 rather than O(n^2). The buffers are allocated once, at full size, so that decoding
 never reallocates memory (Pope et al., 2022, "Efficiently Scaling Transformer Inference").
+
+Two ways to write:
+
+* ``update`` (the usual one) appends at ``length``, a Python integer, and returns views
+  ``(b, g, length, d)`` that grow by one position per token;
+* after ``use_position(pos)`` it writes at ``pos``, a tensor on the device, and returns the
+  whole buffers ``(b, g, max_len, d)``. Every step then has the same shapes and never asks
+  the host where it is, which is what a CUDA graph needs to replay it (the gpt-fast
+  recipe); the caller masks the keys after ``pos``.
 """
 from __future__ import annotations
 
@@ -50,15 +59,34 @@ class KVCache(nn.Module):
         self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self._length = 0
+        self._position: Tensor | None = None
 
     @property
     def length(self) -> int:
         """How many positions are filled; the next ``update`` writes from here."""
+        if self._position is not None:
+            raise RuntimeError("this cache writes at a device-side position (use_position); its length is not "
+                               "known on the host: pass positions explicitly")
         return self._length
+
+    def use_position(self, position: Tensor | None) -> None:
+        """Write each later ``update`` (one position) at ``position``, a ``(1,)`` integer tensor
+        on the cache's device that the caller advances, and return the whole buffers.
+
+        ``None`` goes back to appending at ``length`` (set to where the position stands).
+        """
+        if position is not None:
+            if position.shape != (1,) or position.dtype != torch.long or position.device != self.k_cache.device:
+                raise ValueError(f"position must be a (1,) long tensor on {self.k_cache.device}, got shape "
+                                 f"{tuple(position.shape)}, dtype {position.dtype} on {position.device}")
+        elif self._position is not None:
+            self._length = int(self._position)
+        self._position = position
 
     def reset(self) -> None:
         """Forget every cached position (start a new generation with the same buffers)."""
         self._length = 0
+        self._position = None
         # Zeroing is not needed for correctness (reads stop at ``length``) but makes stale
         # values from a previous generation impossible to see by accident.
         self.k_cache.zero_()
@@ -81,7 +109,7 @@ class KVCache(nn.Module):
         if low < 0 or high >= b:
             raise ValueError(f"indices must lie in [0, {b}), got values from {int(low)} to {int(high)}")
         indices = indices.to(self.k_cache.device)
-        n = self._length
+        n = self._length if self._position is None else self.max_len
         # index_select builds a new tensor first, so rows that read and write each other are safe.
         self.k_cache[:, :, :n] = self.k_cache[:, :, :n].index_select(0, indices)
         self.v_cache[:, :, :n] = self.v_cache[:, :, :n].index_select(0, indices)
@@ -91,7 +119,7 @@ class KVCache(nn.Module):
 
         Returns:
             ``(k_all, v_all)``, each ``(b, g, length, d)``: views into the buffers,
-            so no copy of the prefix is made.
+            so no copy of the prefix is made (after ``use_position``: the whole buffers).
         """
         expected = (self.k_cache.shape[0], self.k_cache.shape[1], self.k_cache.shape[3])
         for name, x in (("k", k), ("v", v)):
@@ -104,6 +132,14 @@ class KVCache(nn.Module):
                 raise ValueError(f"{name} has dtype {x.dtype} but the cache holds {self.k_cache.dtype}")
         if k.shape[2] != v.shape[2]:
             raise ValueError(f"k and v must add the same number of positions: k {tuple(k.shape)}, v {tuple(v.shape)}")
+        if self._position is not None:
+            if k.shape[2] != 1:
+                raise ValueError(f"a cache writing at a device-side position takes one position per update, "
+                                 f"got k {tuple(k.shape)}")
+            # In place at a position the host never reads: no sync, the same shapes every step.
+            self.k_cache.index_copy_(2, self._position, k)
+            self.v_cache.index_copy_(2, self._position, v)
+            return self.k_cache, self.v_cache
         start, end = self._length, self._length + k.shape[2]
         if end > self.max_len:
             raise ValueError(

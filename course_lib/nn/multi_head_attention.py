@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -46,7 +48,7 @@ class MultiHeadAttention(nn.Module):
         rotary: a :class:`~course_lib.nn.positional.RotaryEmbedding` applied to queries and
             keys in self-attention, or ``None``. It is skipped for cross-attention, where
             query and key positions belong to different sequences.
-        scale: the softmax scale; defaults to ``1 / sqrt(d)``.
+        scale: the factor on ``q k^T`` in both paths; defaults to ``1 / sqrt(d)`` (T5 uses 1.0).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class MultiHeadAttention(nn.Module):
         x: Tensor,
         context: Tensor | None = None,
         attn_mask: Tensor | None = None,
+        attn_bias: Tensor | None = None,
         is_causal: bool = False,
         kv_cache: KVCache | None = None,
         need_weights: bool = False,
@@ -135,6 +138,8 @@ class MultiHeadAttention(nn.Module):
         Args:
             attn_mask: boolean, broadcastable to ``(b, h, t, s)``; True = may attend.
                 With a KV cache, ``s`` counts every cached position plus the new ones.
+            attn_bias: float, broadcastable to ``(b, h, t, s)``, added to the scaled scores
+                (T5's relative position bias, for instance).
             is_causal: hide future positions (bottom-right aligned when ``s > t``, so a
                 query decoded with a cache still sees every cached key).
             kv_cache: a :class:`~course_lib.nn.kv_cache.KVCache`; this call's keys and
@@ -146,10 +151,7 @@ class MultiHeadAttention(nn.Module):
             ``out (b, t, e)``, or ``(out, weights (b, h, t, s))`` when ``need_weights``.
         """
         self._check_inputs(x, context, kv_cache)
-        source = x if context is None else context
-        q = rearrange(self.q_proj(x), "b t (h d) -> b h t d", h=self.num_heads)
-        k = rearrange(self.k_proj(source), "b s (g d) -> b g s d", g=self.num_kv_heads)
-        v = rearrange(self.v_proj(source), "b s (g d) -> b g s d", g=self.num_kv_heads)
+        q, k, v = self._project(x, context)  # b h t d, b g s d, b g s d
 
         if self.rotary is not None and context is None:
             # New tokens sit after the cached ones, so their rotation starts at that offset.
@@ -161,15 +163,37 @@ class MultiHeadAttention(nn.Module):
         result = scaled_dot_product_attention(
             q, k, v,
             attn_mask=attn_mask,
+            attn_bias=attn_bias,
             is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
             impl=self.impl,
             scale=self.scale,
-            return_weights=need_weights,
+            need_weights=need_weights,
         )
         out, weights = result if need_weights else (result, None)
         out = self.out_proj(rearrange(out, "b h t d -> b t (h d)"))
         return (out, weights) if need_weights else out
+
+    def _project(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        source = x if context is None else context
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        same_bias = len({p.bias is None for p in projs}) == 1
+        if context is None and same_bias and torch.is_grad_enabled() and self.q_proj.weight.requires_grad:
+            # Training self-attention: one matmul on the stacked weights (as torch's in_proj and
+            # nanoGPT's c_attn do) also makes the backward one matmul for x's gradient instead of
+            # three plus two additions. Stacking costs a copy of the weights, which only pays off
+            # in a backward pass; for inference the three separate products are as fast.
+            bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in projs])
+            qkv = F.linear(x, torch.cat([p.weight for p in projs]), bias)
+            q, k, v = qkv.split([p.out_features for p in projs], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(source), self.v_proj(source)
+        # "b t (h d) -> b h t d" and "b s (g d) -> b g s d", written as views: this runs three
+        # times per layer and token while decoding, where einops' parsing would show.
+        d = self.head_dim
+        return (q.unflatten(-1, (self.num_heads, d)).transpose(1, 2),
+                k.unflatten(-1, (self.num_kv_heads, d)).transpose(1, 2),
+                v.unflatten(-1, (self.num_kv_heads, d)).transpose(1, 2))
 
     def extra_repr(self) -> str:
         return (

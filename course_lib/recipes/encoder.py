@@ -20,7 +20,7 @@ the course's own WordPiece tokenizer.
 The pre-training text is the first paragraph of every docstring, WordPiece-tokenised with BERT's
 uncased vocabulary. A tiny model cannot afford a 30,522-way softmax, so only the ``vocab_size``
 most frequent pieces of the training text are kept (about 96% of its tokens for 2,000) and the
-rest become ``[UNK]``. Models start from BERT's initialisation (``bert_init_``).
+rest become ``[UNK]``. Models start from BERT's initialisation (their ``init_weights``).
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ from ..data.common import in_validation
 from ..data.text import VAL_FRACTION
 from ..models import (Encoder, EncoderConfig, EncoderForMaskedLM, EncoderForSequenceClassification,
                       EncoderForTokenClassification, mean_pool)
-from ..models.objectives import IGNORE, DynamicMasking, Electra, bert_masking
-from ..nn import TokenEmbedding
+from ..constants import IGNORE_INDEX
+from ..models.objectives import DynamicMasking, Electra, bert_masking
 from ..tokenizers import WordPieceTokenizer
 from ..train import History, TrainConfig, evaluate, train
 
@@ -151,29 +151,11 @@ def mlm_datasets(corpus: MLMCorpus, seed: int = 0) -> tuple[ExampleDataset, Exam
     return train_data, val_data
 
 
-def bert_init_(model: nn.Module, std: float = 0.02) -> nn.Module:
-    """BERT's initialisation: every matrix (embeddings included) from N(0, std), biases zero.
-
-    ``TokenEmbedding`` starts from N(0, 1) like ``nn.Embedding``; with the MLM head tied to it,
-    that makes the first logits huge (a loss far above ln V). Norms keep weight 1, bias 0.
-    """
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, std)
-            elif name.endswith("bias") and "norm" not in name:
-                p.zero_()
-        for module in model.modules():
-            if isinstance(module, TokenEmbedding) and module.padding_idx is not None:
-                module.weight[module.padding_idx].zero_()
-    return model
-
-
 def mlm_loss(model: EncoderForMaskedLM, batch: dict[str, Tensor]) -> Tensor:
     """Cross-entropy at the chosen positions. Only they have a label, so the vocabulary-sized
     head runs on them alone (about 15% of the tokens) instead of on every position."""
     labels = batch["labels"]
-    chosen = labels != IGNORE  # b t
+    chosen = labels != IGNORE_INDEX  # b t
     hidden = model.encoder(batch["input_ids"])[chosen]  # n e
     logits = model.mlm_head(hidden[None], model.encoder.token_embed)[0]  # n v
     return F.cross_entropy(logits.float(), labels[chosen])
@@ -186,14 +168,14 @@ def masked_accuracy(model: EncoderForMaskedLM, data: ExampleDataset) -> float:
     device = next(model.parameters()).device
     inputs = torch.stack([e["input_ids"] for e in data.examples]).to(device)
     labels = torch.stack([e["labels"] for e in data.examples]).to(device)
-    chosen = labels != IGNORE
+    chosen = labels != IGNORE_INDEX
     return float((model(inputs).argmax(-1)[chosen] == labels[chosen]).float().mean())
 
 
 def new_mlm_model(corpus: MLMCorpus, seed: int = 0, **config) -> EncoderForMaskedLM:
     """A ``tiny_config`` masked LM with BERT's initialisation."""
     torch.manual_seed(seed)
-    return bert_init_(EncoderForMaskedLM(tiny_config(corpus.vocab_size, **config)))
+    return EncoderForMaskedLM(tiny_config(corpus.vocab_size, **config))
 
 
 def train_mlm(steps: int = 400, seed: int = 0, corpus: MLMCorpus | None = None, batch_size: int = 32,
@@ -222,7 +204,7 @@ def mlm_metrics(model: EncoderForMaskedLM, corpus: MLMCorpus, seed: int = 0) -> 
     return {
         "val_loss": evaluate(model, val_data, 256, mlm_loss),
         "val_accuracy": masked_accuracy(model, val_data),
-        "unigram_loss": unigram_cross_entropy(train_ids, targets[targets != IGNORE], corpus.vocab_size),
+        "unigram_loss": unigram_cross_entropy(train_ids, targets[targets != IGNORE_INDEX], corpus.vocab_size),
     }
 
 
@@ -287,8 +269,8 @@ def load_checkpoint(kind: str = "mlm", path: str | Path | None = None) -> tuple[
 def new_electra(corpus: MLMCorpus, seed: int = 0, disc_weight: float = 50.0) -> Electra:
     """A 1-layer generator (half the FFN width) and a 2-layer discriminator sharing one token table."""
     torch.manual_seed(seed)
-    generator = bert_init_(EncoderForMaskedLM(tiny_config(corpus.vocab_size, num_layers=1, hidden_dim=128)))
-    discriminator = bert_init_(EncoderForTokenClassification(tiny_config(corpus.vocab_size, num_labels=1)))
+    generator = EncoderForMaskedLM(tiny_config(corpus.vocab_size, num_layers=1, hidden_dim=128))
+    discriminator = EncoderForTokenClassification(tiny_config(corpus.vocab_size, num_labels=1))
     return Electra(generator, discriminator, mask_id=corpus.id("[MASK]"), pad_id=0,
                    vocab_size=corpus.vocab_size, special_ids=corpus.special_ids, disc_weight=disc_weight)
 
@@ -373,7 +355,7 @@ def classify(model: nn.Module, data: ExampleDataset) -> tuple[Tensor, Tensor]:
         gold = batch["label"] if "label" in batch else batch["labels"]
         if gold.dim() == 2:  # pad every batch to the same width so they concatenate
             logits = F.pad(logits, (0, 0, 0, width - logits.shape[1]))
-            gold = F.pad(gold, (0, width - gold.shape[1]), value=IGNORE)
+            gold = F.pad(gold, (0, width - gold.shape[1]), value=IGNORE_INDEX)
         preds.append(logits.argmax(-1))
         golds.append(gold)
     return torch.cat(preds), torch.cat(golds)
@@ -388,7 +370,7 @@ def train_sentiment(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress:
     """
     train_data, val_data = load_dataset("sentiment", "train", seed), load_dataset("sentiment", "val", seed)
     torch.manual_seed(seed)
-    model = bert_init_(EncoderForSequenceClassification(tiny_config(len(train_data.vocab), num_labels=2, **config)))
+    model = EncoderForSequenceClassification(tiny_config(len(train_data.vocab), num_labels=2, **config))
     history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
                     loss_fn=lambda m, b: F.cross_entropy(m(b["input_ids"]), b["label"]))
     predicted, labels = classify(model, val_data)
@@ -413,7 +395,7 @@ def bag_of_words_accuracy(train_data: ExampleDataset, val_data: ExampleDataset) 
 
 def token_classification_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     logits = model(batch["input_ids"])  # b t c
-    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
+    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
 
 def train_ner(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool = False,
@@ -422,12 +404,12 @@ def train_ner(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool 
     ``f1``, ``precision``, ``recall`` and the per-token ``token_accuracy`` on the validation split."""
     train_data, val_data = load_dataset("ner", "train", seed), load_dataset("ner", "val", seed)
     torch.manual_seed(seed)
-    model = bert_init_(EncoderForTokenClassification(
-        tiny_config(len(train_data.vocab), num_labels=len(train_data.label_names), **config)))
+    model = EncoderForTokenClassification(
+        tiny_config(len(train_data.vocab), num_labels=len(train_data.label_names), **config))
     history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
                     loss_fn=token_classification_loss)
     predicted, labels = classify(model, val_data)
-    real = labels != IGNORE
+    real = labels != IGNORE_INDEX
     metrics = entity_f1(predicted, labels, train_data.label_names)
     metrics["token_accuracy"] = (predicted[real] == labels[real]).float().mean().item()
     return model.eval(), history, metrics

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ..data import IGNORE_INDEX, corpus_text, load_dataset, unigram_cross_entropy
+from ..constants import IGNORE_INDEX
+from ..data import corpus_text, load_dataset, unigram_cross_entropy
 from ..data.common import PadCollate
 from ..data.translation import number_words, split_numbers
 from ..models import Decoder, DecoderConfig
@@ -71,27 +72,8 @@ def gpt_config(vocab_size: int, max_len: int = 512) -> DecoderConfig:
                          max_len=max_len, dropout=0.0)
 
 
-def init_gpt2_(model: Decoder) -> Decoder:
-    """GPT-2's initialisation, in place: weights N(0, 0.02), biases 0, norms 1.
-
-    The projections that write into the residual stream (``out_proj``, ``down_proj``) get
-    ``0.02 / sqrt(2 * num_layers)``, so the stream's variance does not grow with depth
-    (Radford et al., 2019, sec. 2.3). With the tied head this also keeps the first logits
-    small: the untrained model predicts nearly uniformly, a loss of ln(v), not tens of nats.
-    """
-    layers = len(model.blocks)
-    for name, param in model.named_parameters():
-        if name.endswith(("out_proj.weight", "down_proj.weight")):
-            nn.init.normal_(param, 0.0, 0.02 / math.sqrt(2 * layers))
-        elif param.dim() >= 2:
-            nn.init.normal_(param, 0.0, 0.02)
-        elif name.endswith("bias"):
-            nn.init.zeros_(param)
-    return model
-
-
 def next_token_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    """Cross-entropy of ``model(input_ids) (b t v)`` against ``labels (b t)``; -100 marks no target."""
+    """Cross-entropy of ``model(input_ids) (b t v)`` against ``labels (b t)``; ``IGNORE_INDEX`` marks no target."""
     logits = model(batch["input_ids"])
     return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
@@ -115,7 +97,7 @@ def train_gpt(steps: int = 300, seed: int = 0, block_size: int = 64, batch_size:
     train_data = load_dataset("stdlib_docs", "train", block_size=block_size)
     val_data = load_dataset("stdlib_docs", "val", block_size=block_size)
     torch.manual_seed(seed)
-    model = init_gpt2_(Decoder(gpt_config(tokenizer.vocab_size)))
+    model = Decoder(gpt_config(tokenizer.vocab_size))  # GPT-2's initialisation, from the constructor
     start = time.perf_counter()
     history = train(model, train_data, val_data, _train_config(steps, seed, lr, batch_size, progress),
                     loss_fn=next_token_loss)

@@ -30,7 +30,6 @@ from ..data.lexicon import words
 from ..models import (CLIP, CLIPConfig, CLIPTextConfig, PatchQuantizer, TextToImage, TextToImageConfig,
                       VisionTransformer, VisionTransformerConfig, clip_loss)
 from ..train import TrainConfig, train
-from .gpt import init_gpt2_
 
 NUM_CLASSES = len(DIGIT_WORDS)
 IMAGE_SIZE = 8
@@ -95,21 +94,12 @@ def train_vit(steps: int = 400, seed: int = 0, lr: float = 3e-3, progress: bool 
 def cls_attention(model: VisionTransformer, images: Tensor) -> Tensor:
     """How much the [CLS] query attends to each patch: ``(layers, b, heads, gh, gw)``.
 
-    Replays ``VisionTransformer.features`` block by block, asking each block's attention for
-    its weights (pre-norm blocks: the attention reads ``self_attn_norm(x)``).
+    One forward pass with ``need_weights=True``: every block returns the weights it used.
     """
     model.eval()
-    patches = model.patch_embed(images.to(_device(model)))
-    x = model.pos_embed(torch.cat([model.cls_token.expand(len(images), -1, -1), patches], dim=1))
-    if model.pre_norm is not None:
-        x = model.pre_norm(x)
+    _, weights = model(images.to(_device(model)), need_weights=True)  # per layer: b h (1+n) (1+n)
     grid = model.patch_embed.grid_size
-    maps = []
-    for block in model.blocks:
-        _, weights = block.self_attn(block.self_attn_norm(x), need_weights=True)  # b h (1+n) (1+n)
-        maps.append(weights[:, :, 0, 1:].unflatten(-1, grid).cpu())  # the [CLS] row, patches only
-        x = block(x)
-    return torch.stack(maps)
+    return torch.stack([w[:, :, 0, 1:].unflatten(-1, grid).cpu() for w in weights])  # the [CLS] row, patches only
 
 
 # --- CLIP: images and captions in one space ------------------------------------------------------
@@ -212,17 +202,6 @@ def text_to_image_data(dataset: ExampleDataset, quantizer: PatchQuantizer, text_
     return ExampleDataset(examples, vocab, dataset.raw)
 
 
-def text_to_image_model(config: TextToImageConfig) -> TextToImage:
-    """A fresh ``TextToImage`` with GPT-2's initialisation.
-
-    The default N(0, 1) token table with a tied head starts at tens of nats; GPT-2's small
-    initialisation starts near ln(vocabulary) and, here, trains to better samples in fewer steps.
-    """
-    model = TextToImage(config)
-    init_gpt2_(model.decoder)
-    return model
-
-
 def t2i_loss(model: TextToImage, batch: dict[str, Tensor]) -> Tensor:
     return model.loss(batch["text_ids"], batch["image_tokens"])
 
@@ -282,7 +261,7 @@ def train_text_to_image(steps: int = 600, seed: int = 0, lr: float = 3e-3, judge
     config = TextToImageConfig(text_vocab_size=len(train_raw.vocab), image_vocab_size=T2I_CODES, text_len=text_len,
                                image_grid=IMAGE_SIZE // T2I_PATCH, embed_dim=64, num_layers=2, num_heads=4,
                                hidden_dim=128)
-    model = text_to_image_model(config)
+    model = TextToImage(config)  # its decoder starts from GPT-2's initialisation
     vocab = train_raw.vocab
     labels = torch.arange(NUM_CLASSES).repeat_interleave(samples_per_class)
     prompts = [caption(int(label)) for label in labels]

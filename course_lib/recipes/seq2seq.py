@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..data import ExampleDataset, Vocab, load_dataset
 from ..data.common import SPECIALS, seq2seq_example
@@ -103,32 +103,18 @@ def qa_ambiguity(question: str, context: str) -> int:
 
 
 def small_config(vocab: Vocab, embed_dim: int = 64, num_layers: int = 2, num_heads: int = 4,
-                 max_len: int = 96, dropout: float = 0.0) -> EncoderDecoderConfig:
+                 max_len: int = 96, dropout: float = 0.0, init_std: float | None = 0.02) -> EncoderDecoderConfig:
     """A BART-shaped model small enough to train from scratch in a few hundred steps on a CPU.
 
-    The decoder starts from ``<bos>``, matching the datasets' ``decoder_input_ids``.
+    The decoder starts from ``<bos>``, matching the datasets' ``decoder_input_ids``. ``init_std``:
+    BART's initialisation (``EncoderDecoder.init_weights``), or ``None`` for PyTorch's defaults.
     """
     return EncoderDecoderConfig(
         vocab_size=len(vocab), embed_dim=embed_dim, num_encoder_layers=num_layers, num_decoder_layers=num_layers,
         num_heads=num_heads, hidden_dim=2 * embed_dim, max_len=max_len, dropout=dropout,
         pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id, decoder_start_id=vocab.bos_id,
+        init_std=init_std,
     )
-
-
-def init_bart_(model: EncoderDecoder, std: float = 0.02) -> EncoderDecoder:
-    """BART's initialisation, in place: weight matrices and embeddings N(0, std), biases 0,
-    norms 1, the padding row 0. The library's default (unit-variance embeddings, tied to the
-    output) starts with a loss far above ``ln(v)``; this starts near it."""
-    for name, param in model.named_parameters():
-        if param.dim() >= 2:
-            nn.init.normal_(param, 0.0, std)
-        elif name.endswith("norm.weight"):
-            nn.init.ones_(param)
-        else:
-            nn.init.zeros_(param)
-    with torch.no_grad():
-        model.token_embed.weight[model.config.pad_id].zero_()
-    return model
 
 
 def seq2seq_loss(model: EncoderDecoder, batch: dict[str, Tensor]) -> Tensor:
@@ -193,13 +179,11 @@ def train_translation(steps: int = 400, seed: int = 0, embed_dim: int = 64, num_
     the predictions of each, and ``predictions_before`` (the untrained model's first 8 greedy
     tokens, special tokens shown);
     ``train_seconds``, ``decode_seconds`` (per decoder), ``num_parameters``. ``init_std``:
-    BART's initialisation (:func:`init_bart_`), or ``None`` for the library's default.
+    BART's initialisation (``EncoderDecoder.init_weights``), or ``None`` for PyTorch's defaults.
     """
     seed_everything(seed)
     train_data, val_data = translation_data(max_number=max_number, seed=seed)
-    model = EncoderDecoder(small_config(train_data.vocab, embed_dim=embed_dim))
-    if init_std is not None:
-        init_bart_(model, init_std)
+    model = EncoderDecoder(small_config(train_data.vocab, embed_dim=embed_dim, init_std=init_std))
     before = generate_text(model, val_data, max_new_tokens=8, skip_specials=False)
     history, seconds = _train(model, train_data, val_data, steps, lr, seed, progress)
     references = [tgt for _, _, tgt, _ in val_data.raw]
@@ -227,16 +211,14 @@ def train_text_to_text(steps: int = 500, seed: int = 0, embed_dim: int = 64, lr:
     asked kind and ignores the name; the predictions before (6 tokens, specials shown) and after
     training; ``train_seconds``.
 
-    ``init_std`` defaults to the library's initialisation here: its unit-variance word
+    ``init_std`` defaults to PyTorch's initialisation here (``None``): its unit-variance word
     embeddings tell words apart from the first step, which copying words needs. With BART's
     N(0, 0.02) this run learned much more slowly (7.5% summarization exact match after 400
     steps, seed 0), while the character-level translator learned faster with it.
     """
     seed_everything(seed)
     train_data, val_data = text_to_text_data(num_people=num_people, seed=seed)
-    model = EncoderDecoder(small_config(train_data.vocab, embed_dim=embed_dim))
-    if init_std is not None:
-        init_bart_(model, init_std)
+    model = EncoderDecoder(small_config(train_data.vocab, embed_dim=embed_dim, init_std=init_std))
     before = generate_text(model, val_data, max_new_tokens=6, sep=" ", skip_specials=False)
     history, seconds = _train(model, train_data, val_data, steps, lr, seed, progress)
     after = generate_text(model, val_data, max_new_tokens=12, sep=" ")
@@ -262,26 +244,16 @@ def train_text_to_text(steps: int = 500, seed: int = 0, embed_dim: int = 64, lr:
 def cross_attention_weights(model: EncoderDecoder, src: Tensor, tgt_in: Tensor) -> list[Tensor]:
     """The cross-attention weights of every decoder layer in a teacher-forced pass.
 
-    ``src (b s)``, ``tgt_in (b t)`` -> one ``(b h t s)`` tensor per decoder layer. The blocks do
-    not return weights, so a forward hook re-runs each cross-attention with ``need_weights``
-    (calling ``forward`` directly, which does not fire the hook again).
+    ``src (b s)``, ``tgt_in (b t)`` -> one ``(b h t s)`` tensor per decoder layer, from one
+    forward pass with ``need_weights=True`` (every block returns the weights it used).
     """
-    weights: list[Tensor] = []
-
-    def keep_weights(module, args, kwargs, output):
-        weights.append(module.forward(*args, **{**kwargs, "need_weights": True})[1])
-
-    handles = [block.cross_attn.register_forward_hook(keep_weights, with_kwargs=True)
-               for block in model.decoder_blocks]
     was_training = model.training
     model.eval()
     try:
-        model(src, tgt_in)
+        _, weights = model(src, tgt_in, need_weights=True)
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
-    return weights
+    return weights["cross"]
 
 
 def demo_document() -> str:

@@ -57,7 +57,21 @@ def _time_once(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> dict:
+def profile_table(fn, device: torch.device, rows: int = 10) -> str:
+    """The ``rows`` most expensive operators of a few calls of ``fn``, as torch.profiler prints them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=48)
+
+
+def run(quick: bool = False, device: torch.device = torch.device("cpu"), smoke: bool = False) -> dict:
     try:
         import transformers  # noqa: F401
     except ImportError:
@@ -66,13 +80,15 @@ def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> dict
     if device.type == "cpu":
         torch.set_num_threads(1)  # on a shared machine, several threads per op make the timings erratic
     try:
-        return _run(quick, device)
+        return _run(quick, device, smoke)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(quick: bool, device: torch.device) -> dict:
-    if device.type == "cuda":
+def _run(quick: bool, device: torch.device, smoke: bool) -> dict:
+    if smoke:  # every code path at tiny sizes, the profiler included
+        shapes, precisions = [(64, 32, 2, 2, 16, 2)], [False, True] if device.type == "cuda" else [False]
+    elif device.type == "cuda":
         shapes = [(8192, 512, 8, 8, 512, 16)] if quick else [(8192, 512, 8, 8, 512, 16), (50257, 768, 12, 12, 1024, 8)]
         precisions = [False, True]
     else:
@@ -80,8 +96,8 @@ def _run(quick: bool, device: torch.device) -> dict:
         if not quick:
             shapes += [(8192, 256, 4, 4, 256, 8), (8192, 384, 6, 6, 512, 4)]
         precisions = [False]
-    rounds = 5 if quick else 10
-    rows = []
+    rounds = 2 if smoke else (5 if quick else 10)
+    rows, notes = [], []
     for vocab, embed_dim, layers, heads, t, batch in shapes:
         ours, theirs = _models(vocab, embed_dim, layers, heads, t, device)
         ids = torch.randint(0, vocab, (batch, t), generator=torch.Generator().manual_seed(1)).to(device)
@@ -99,6 +115,14 @@ def _run(quick: bool, device: torch.device) -> dict:
                 times_theirs.append(_time_once(step_theirs, device))
             t_ours, t_theirs = min(times_ours), min(times_theirs)
             params = sum(p.numel() for p in ours.parameters())
+            if t_ours > t_theirs or smoke:  # a loss: record where each side spends its time
+                label = f"e={embed_dim} L={layers} T={t} b={batch} {'bf16 autocast' if amp else 'fp32'}"
+                for who, fn in (("course_lib", step_ours), ("Hugging Face", step_theirs)):
+                    try:
+                        table = profile_table(fn, device)
+                    except Exception as err:  # noqa: BLE001 - the timings above must still be written
+                        table = f"(the profiler failed here: {type(err).__name__}: {err})"
+                    notes.append(f"torch.profiler, top 10 of 3 steps, {who}, {label}:\n\n```\n{table}\n```")
             rows.append({
                 "vocab": vocab, "embed_dim": embed_dim, "layers": layers, "T": t, "batch": batch,
                 "dtype": "bf16 autocast" if amp else "fp32", "params_M": params / 1e6,
@@ -111,6 +135,7 @@ def _run(quick: bool, device: torch.device) -> dict:
         "rows": rows,
         "goals": [f"ours at most 1.0x the time of Hugging Face's: worst ratio {worst:.2f}x "
                   + ("met" if worst <= 1.0 else "missed")],
+        "notes": notes,
     }
 
 

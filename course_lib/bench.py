@@ -81,7 +81,8 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
 
 
 def write_results(name: str, result: dict, out_dir: Path) -> Path:
-    """Write ``<name>.json`` and ``<name>.md`` (a table of ``result['rows']``)."""
+    """Write ``<name>.json`` and ``<name>.md`` (a table of ``result['rows']``, the goals, then
+    any ``result['notes']``, Markdown paragraphs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -94,7 +95,8 @@ def write_results(name: str, result: dict, out_dir: Path) -> Path:
         env = result.get("environment", {})
         header = f"# {result.get('title', name)}\n\nMeasured with torch {env.get('torch')} on {env.get('gpu') or env.get('cpu')}, {env.get('threads')} threads, {env.get('date')}.\n\n"
         goals = "".join(f"- {g}\n" for g in result.get("goals", []))
-        (out_dir / f"{name}.md").write_text(header + "\n".join(lines) + "\n\n" + goals)
+        notes = "".join(f"\n{note}\n" for note in result.get("notes", []))  # e.g. a profiler table
+        (out_dir / f"{name}.md").write_text(header + "\n".join(lines) + "\n\n" + goals + notes)
     return path
 
 

@@ -2,11 +2,15 @@
 
 Each benchmark module has ``NAME``, ``run(quick, device) -> dict`` and ``plot(result, path)``.
 Results land in ``benchmarks/results/<name>.json`` with a Markdown table and a PNG plot,
-which the efficiency chapter loads.
+which the efficiency chapter loads. A module whose ``run`` also takes ``smoke`` can run every
+code path at tiny sizes (``course bench --smoke``), to check a script before a GPU run; smoke
+results go to a temporary folder unless ``--out`` names one.
 """
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +34,8 @@ def _load(path: Path):
     return module
 
 
-def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: str | None) -> list[Path]:
+def run_benchmarks(names, bench_dir: Path, out_dir: Path | None, quick: bool, device: str | None,
+                   smoke: bool = False) -> list[Path]:
     available = discover(bench_dir)
     if not available:
         raise ValueError(f"no benchmarks (bench_*.py) found in {bench_dir}")
@@ -40,6 +45,8 @@ def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: s
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; known: {sorted(available)}")
     dev = pick_device(device)
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="bench_smoke_")) if smoke else bench_dir / "results"
     written = []
     for name in names:
         module = _load(available[name])
@@ -48,17 +55,27 @@ def run_benchmarks(names, bench_dir: Path, out_dir: Path, quick: bool, device: s
         if quick and not explicit and not getattr(module, "IN_QUICK_SET", True):
             print(f"[bench] {name}: not in the quick set; run `course bench {name}`", flush=True)
             continue
+        takes_smoke = "smoke" in inspect.signature(module.run).parameters
+        if smoke and not takes_smoke:
+            print(f"[bench] {name}: has no smoke mode; skipped", flush=True)
+            continue
         start = time.perf_counter()
-        print(f"[bench] {name} on {dev} ({'quick' if quick else 'full'}) ...", flush=True)
-        result = module.run(quick=quick, device=dev)
+        mode = "smoke" if smoke else ("quick" if quick else "full")
+        print(f"[bench] {name} on {dev} ({mode}) ...", flush=True)
+        result = module.run(quick=quick, device=dev, **({"smoke": True} if smoke else {}))
         result["seconds"] = round(time.perf_counter() - start, 1)
         if result.get("skipped"):
             print(f"[bench] {name}: skipped ({result['skipped']})", flush=True)
             continue
         result["quick"] = quick
+        if smoke:
+            result["title"] = "[smoke test, tiny sizes] " + result.get("title", name)
         path = write_results(f"{name}_{dev.type}" if dev.type != "cpu" else name, result, out_dir)
         if hasattr(module, "plot"):
-            module.plot(result, path.with_suffix(".png"))
+            try:
+                module.plot(result, path.with_suffix(".png"))
+            except ImportError as err:  # a bare GPU machine may lack matplotlib; the figures still count
+                print(f"[bench] {name}: no plot ({err})", flush=True)
         for goal in result.get("goals", []):
             print(f"[bench] {name}: {goal}")
         print(f"[bench] {name}: {result['seconds']} s -> {path}", flush=True)

@@ -13,7 +13,9 @@ An RNN reads a sequence one step at a time, carrying a state ``h (b hdim)`` forw
           h' = (1 - z) * n + z * h
 
 Step ``s`` cannot start before step ``s - 1`` has finished: that sequential loop is what
-attention removes. Parameter names, gate order and shapes are those of ``torch.nn.RNNCell``,
+attention removes. The sequence wrappers run it in one of two ways: ``impl="naive"`` is the
+loop below, one cell step at a time with autograd recording each; ``impl="fused"`` (the
+default) is the same loop with a hand-written backward pass, in ``rnn_fast.py``. Parameter names, gate order and shapes are those of ``torch.nn.RNNCell``,
 ``LSTMCell``, ``GRUCell`` (``weight_ih (k*hdim, i)``, ``weight_hh (k*hdim, hdim)``,
 ``bias_ih``, ``bias_hh``) and of ``torch.nn.RNN``/``LSTM``/``GRU`` (``weight_ih_l0``, ...),
 so a state dict copies across unchanged.
@@ -26,7 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .rnn_fast import unroll_fused
+
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+IMPLS = ("naive", "fused")
 
 
 # One time step of each cell. ``xw (b k*hdim)`` is the input's contribution W_ih x + b_ih,
@@ -145,19 +150,23 @@ class GRUCell(_Cell):
 class _Recurrent(nn.Module):
     num_gates = 1
     num_states = 1  # h, or (h, c) for the LSTM
+    cell = ""  # the name unroll_fused knows this cell by
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, impl: str = "fused"):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must lie in [0, 1], got {dropout}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.batch_first = batch_first
         self.dropout = dropout
+        self.impl = impl
         k = self.num_gates
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size  # layer l reads layer l-1's outputs
@@ -180,8 +189,18 @@ class _Recurrent(nn.Module):
     def _step(self, xw: Tensor, state: tuple[Tensor, ...], weight_hh: Tensor, bias_hh: Tensor):
         raise NotImplementedError
 
+    def _unroll(self, xw: Tensor, state: tuple[Tensor, ...], weight_hh: Tensor, bias_hh: Tensor):
+        """One layer, one step at a time: ``xw (t b k*hdim)`` -> ``(outputs (t b hdim), final state)``."""
+        outputs = []
+        # unbind, not xw[step]: each indexing op's backward would write a full-size
+        # zero gradient, making the backward pass quadratic in t.
+        for xw_step in xw.unbind(dim=0):
+            state = self._step(xw_step, state, weight_hh, bias_hh)
+            outputs.append(state[0])
+        return torch.stack(outputs), state
+
     def _initial_state(self, x: Tensor, state) -> tuple[Tensor, ...]:
-        expected = (self.num_layers, x.shape[0], self.hidden_size)
+        expected = (self.num_layers, x.shape[1], self.hidden_size)  # x is t b i
         if state is None:
             return tuple(x.new_zeros(expected) for _ in range(self.num_states))
         state = (state,) if isinstance(state, Tensor) else tuple(state)
@@ -202,47 +221,47 @@ class _Recurrent(nn.Module):
             layout = "(b, t, {})" if self.batch_first else "(t, b, {})"
             raise ValueError(f"x must have shape {layout.format(self.input_size)} with b, t >= 1, "
                              f"got {tuple(x.shape)}")
-        if not self.batch_first:
-            x = x.transpose(0, 1)  # b t i
+        if self.batch_first:
+            x = x.transpose(0, 1)  # t b i: time-major, so that one step's slice is contiguous
         initial = self._initial_state(x, state)
         layer_input, final = x, []
         for layer in range(self.num_layers):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_weights(layer)
-            # The input half of every step at once: one big matmul instead of t small ones.
-            xw = F.linear(layer_input, weight_ih, bias_ih)  # b t k*hdim
             layer_state = tuple(s[layer] for s in initial)  # each b hdim
-            outputs = []
-            # unbind, not xw[:, step]: each indexing op's backward would write a full-size
-            # zero gradient, making the backward pass quadratic in t.
-            for xw_step in xw.unbind(dim=1):
-                layer_state = self._step(xw_step, layer_state, weight_hh, bias_hh)
-                outputs.append(layer_state[0])
-            layer_input = torch.stack(outputs, dim=1)  # b t hdim
+            if self.impl == "fused":
+                layer_input, layer_state = unroll_fused(self.cell, layer_input, layer_state, weight_ih,
+                                                        weight_hh, bias_ih, bias_hh)
+            else:
+                # The input half of every step at once: one big matmul instead of t small ones.
+                xw = F.linear(layer_input, weight_ih, bias_ih)  # t b k*hdim
+                layer_input, layer_state = self._unroll(xw, layer_state, weight_hh, bias_hh)  # t b hdim
             final.append(layer_state)
             if layer < self.num_layers - 1:  # as in torch: dropout between layers, not after the last
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
         final_state = tuple(torch.stack(states, dim=0) for states in zip(*final))  # each l b hdim
-        outputs = layer_input if self.batch_first else layer_input.transpose(0, 1)
+        outputs = layer_input.transpose(0, 1) if self.batch_first else layer_input
         return outputs, (final_state[0] if self.num_states == 1 else final_state)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}")
+                f"batch_first={self.batch_first}, dropout={self.dropout}, impl={self.impl!r}")
 
 
 class RNN(_Recurrent):
     """Multi-layer Elman RNN, a drop-in for ``torch.nn.RNN`` (unidirectional, with biases).
 
     Args: ``input_size``, ``hidden_size``, ``num_layers``, ``batch_first``, ``dropout``
-    (between layers, in training only), ``nonlinearity`` ("tanh" or "relu").
+    (between layers, in training only), ``nonlinearity`` ("tanh" or "relu"), ``impl``
+    ("fused", or "naive" for the step-by-step loop that autograd records; the same for LSTM and GRU).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
-                 dropout: float = 0.0, nonlinearity: str = "tanh"):
+                 dropout: float = 0.0, nonlinearity: str = "tanh", impl: str = "fused"):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {tuple(NONLINEARITIES)}, got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout)
+        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout, impl)
         self.nonlinearity = nonlinearity
+        self.cell = f"rnn_{nonlinearity}"
 
     def _step(self, xw, state, weight_hh, bias_hh):
         return (rnn_step(xw, state[0], weight_hh, bias_hh, self.nonlinearity),)
@@ -253,6 +272,7 @@ class LSTM(_Recurrent):
 
     num_gates = 4
     num_states = 2
+    cell = "lstm"
 
     def _step(self, xw, state, weight_hh, bias_hh):
         return lstm_step(xw, state[0], state[1], weight_hh, bias_hh)
@@ -262,6 +282,7 @@ class GRU(_Recurrent):
     """Multi-layer GRU, a drop-in for ``torch.nn.GRU``; the state is ``h (l b hdim)``."""
 
     num_gates = 3
+    cell = "gru"
 
     def _step(self, xw, state, weight_hh, bias_hh):
         return (gru_step(xw, state[0], weight_hh, bias_hh),)

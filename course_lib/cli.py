@@ -28,7 +28,8 @@ def _cmd_bench(args) -> int:
     from .bench_runner import run_benchmarks
 
     root = Path(args.root)
-    run_benchmarks(args.names, root / "benchmarks", root / "benchmarks" / "results", args.quick, args.device)
+    out = Path(args.out) if args.out else (None if args.smoke else root / "benchmarks" / "results")
+    run_benchmarks(args.names, root / "benchmarks", out, args.quick, args.device, smoke=args.smoke)
     return 0
 
 
@@ -41,11 +42,13 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_grade(args) -> int:
+    from .grading.dask_pool import check_address
     from .grading.grade import GradeOptions, grade_assignment
 
     options = GradeOptions(workers=args.workers, cell_timeout=args.timeout, memory_mb=args.memory_mb,
                            force=args.force, regexp=args.regexp, progress=not args.no_progress,
-                           csv=Path(args.csv) if args.csv else None)
+                           csv=Path(args.csv) if args.csv else None,
+                           scheduler=check_address(args.scheduler) if args.scheduler else None)
     summary = grade_assignment(args.assignment, Path(args.submissions), Path(args.course_root), options)
     print(summary.report())
     return 0
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller sizes; the whole set finishes in minutes")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, every code path: checks a script, no figures")
+    p.add_argument("--out", default=None, help="results folder (default: benchmarks/results; a temporary one "
+                                               "with --smoke)")
     p.add_argument("--root", default=".", help="repository root holding benchmarks/")
     p.set_defaults(func=_cmd_bench)
 
@@ -81,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grade", help="autograde a class's submissions in isolated, parallel sandboxes")
     p.add_argument("assignment", help="assignment name, e.g. attention")
     p.add_argument("--submissions", required=True, help="a directory (submitted/ layout or LMS files) or an LMS zip")
-    p.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    p.add_argument("--workers", type=int, default=2, help="submissions graded in parallel (on this machine)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="grade on this Dask cluster instead, one task per submission (needs course-lib[cluster])")
     p.add_argument("--course-root", default=".", help="course root holding nbgrader_config.py and gradebook.db")
     p.add_argument("--timeout", type=int, default=30, help="seconds allowed per cell")
     p.add_argument("--memory-mb", type=int, default=3072, help="memory limit of each kernel and its processes")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import collect, feedback, late, memory, merge
 from .nbgrader_run import run_nbgrader
 from .parts import parts_of
-from .pool import WorkerPool
+from .pool import WorkerPool, worker_env
 from .sandbox import SandboxConfig, isolation_level, write_kernelspec
 from .state import GradingState, tree_hash
 
@@ -44,6 +44,7 @@ class GradeOptions:
     regexp: str | None = None
     progress: bool = True
     csv: Path | None = None
+    scheduler: str | None = None  # a Dask scheduler (tcp://HOST:PORT) grades instead of local workers
 
 
 @dataclass
@@ -216,16 +217,18 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
         write_kernelspec(work / "jupyter" / "kernels", work / "sandbox.json")
         code_cells = sum(1 for c in nbformat.read(release_nb, as_version=4).cells if c.cell_type == "code")
         job_timeout = options.job_timeout or options.cell_timeout * (code_cells + 2) * 2 + 120
-        env = dict(os.environ, JUPYTER_PATH=str(work / "jupyter"), JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-                   PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-                   PYDEVD_DISABLE_FILE_VALIDATION="1")
+        env = worker_env(work, os.environ)
         token = uuid.uuid4().hex
         jobs = [{"token": token, "key": s.key, "assignment": assignment, "notebook": notebook,
                  "course_id": settings["course_id"], "submission_file": str(s.path),
                  "timestamp": s.timestamp.strftime("%Y-%m-%d %H:%M:%S UTC") if s.timestamp else None,
                  "template_dir": str(template), "release_notebook": str(release_nb), "work_dir": str(work),
                  "cell_timeout": options.cell_timeout, "memory_bytes": options.memory_mb << 20} for s in todo]
-        pool = WorkerPool(options.workers, env, state_dir, job_timeout)
+        if options.scheduler:  # the same jobs, each one task on the cluster; results come back here
+            from .dask_pool import DaskPool
+            pool = DaskPool(options.scheduler, config, job_timeout)
+        else:
+            pool = WorkerPool(options.workers, env, state_dir, job_timeout)
         bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="nb", disable=not options.progress,
                    file=sys.stderr)
         failed = flagged = 0
@@ -241,6 +244,7 @@ def grade_assignment(assignment: str, submissions: Path, course_root: Path = Pat
             bar.close()
             pool.shutdown()
             shutil.rmtree(work, ignore_errors=True)
+        summary.isolation = getattr(pool, "isolation", None) or summary.isolation
         if pool.network_isolated is False:
             summary.isolation += "; network NOT isolated (no network namespace)"
     _mark_late(found.submissions, state, root, assignment, notebook, source_hash)

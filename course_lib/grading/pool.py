@@ -16,11 +16,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
 class WorkerGone(RuntimeError):
     pass
+
+
+def worker_env(work: Path, base: Mapping[str, str]) -> dict:
+    """A grading worker's environment: ``base`` with this run's kernelspec (``work/jupyter``)
+    on JUPYTER_PATH, a private runtime directory and this interpreter's scripts first on PATH."""
+    return dict(base, JUPYTER_PATH=str(Path(work) / "jupyter"), JUPYTER_RUNTIME_DIR=str(Path(work) / "runtime"),
+                PATH=os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")]),
+                PYDEVD_DISABLE_FILE_VALIDATION="1")
 
 
 class _Worker:
@@ -84,6 +93,33 @@ class WorkerPool:
         self.network_isolated: bool | None = None
         self.live: set[_Worker] = set()  # killed by shutdown() if the run is interrupted
 
+    def grade(self, job: dict, worker: _Worker | None, log_name: str) -> tuple[_Worker | None, dict]:
+        """Grade one job on ``worker`` (started when None); a worker that dies is replaced once.
+
+        Returns the worker to use for the next job (None if it had to be killed) and the result.
+        The Dask tasks of ``dask_pool.py`` grade through this too.
+        """
+        for attempt in range(2):
+            try:
+                if worker is None:
+                    worker = _Worker(self.env, self.log_dir / log_name)
+                    self.live.add(worker)
+                    self.network_isolated = worker.ready.get("network_isolated")
+                return worker, worker.run(job, self.job_timeout)
+            except TimeoutError:
+                reason = f"grading took longer than {self.job_timeout:.0f} s and was stopped"
+                retry = False
+            except (WorkerGone, ValueError) as err:
+                reason, retry = f"{err}", attempt == 0
+            if worker is not None:
+                self.live.discard(worker)
+                worker.kill()
+                worker = None
+            result = {"key": job["key"], "status": "error", "reason": reason, "tests": [], "flags": [], "notes": []}
+            if not retry:
+                break
+        return worker, result
+
     def _serve(self, slot: int, jobs: queue.Queue, results: queue.Queue) -> None:
         worker = None
         while True:
@@ -91,31 +127,14 @@ class WorkerPool:
                 job = jobs.get_nowait()
             except queue.Empty:
                 break
-            result = None
-            for attempt in range(2):
-                try:
-                    if worker is None:
-                        worker = _Worker(self.env, self.log_dir / f"worker-{slot}.log")
-                        self.live.add(worker)
-                        self.network_isolated = worker.ready.get("network_isolated")
-                    result = worker.run(job, self.job_timeout)
-                    break
-                except TimeoutError:
-                    reason = f"grading took longer than {self.job_timeout:.0f} s and was stopped"
-                    retry = False
-                except (WorkerGone, ValueError) as err:
-                    reason, retry = f"{err}", attempt == 0
-                if worker is not None:
-                    self.live.discard(worker)
-                    worker.kill()
-                    worker = None
-                result = {"key": job["key"], "status": "error", "reason": reason, "tests": [], "flags": [], "notes": []}
-                if not retry:
-                    break
+            worker, result = self.grade(job, worker, f"worker-{slot}.log")
             results.put((job, result))
         if worker is not None:
-            self.live.discard(worker)
-            worker.close()
+            self.retire(worker)
+
+    def retire(self, worker: _Worker) -> None:
+        self.live.discard(worker)
+        worker.close()
 
     def shutdown(self) -> None:
         for worker in list(self.live):

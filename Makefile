@@ -11,13 +11,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install book test test-fast lab release clean help
+.PHONY: install book test test-fast lab hub release clean help
 
 help:
 	@echo "make book     build and execute the whole book (HTML in book/_build/html)"
 	@echo "make test     run the whole test suite"
 	@echo "make test-fast  the tests not marked slow (a few minutes)"
 	@echo "make lab      open JupyterLab on exercises/"
+	@echo "make hub      (as root) the course JupyterHub on 127.0.0.1, for a demo (deploy/jupyterhub/)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -26,7 +27,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The hub's proxy, configurable-http-proxy from npm, in a project-local prefix; without npm
+# the script says so and skips it (the hub test then skips and says why).
+CHP := $(VENV)/node/bin/configurable-http-proxy
+$(CHP): deploy/jupyterhub/install_proxy.sh | $(STAMP)
+	sh deploy/jupyterhub/install_proxy.sh $(VENV)/node
+
+install: $(STAMP) $(CHP)
 
 # Pages execute through jupyter-cache and re-run only when their code or course_lib changes;
 # `make test` reuses the same cache (course_lib/book_build.py).
@@ -34,7 +41,7 @@ book: $(STAMP)
 	$(BIN)/python -m course_lib.book_build
 
 # The whole suite; it builds the book once (first, on one worker) and prints the 25 slowest tests.
-test: $(STAMP)
+test: $(STAMP) $(CHP)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --durations=25
 
 # The edit-test loop: everything but the slow tests (book, grading round trips, training).
@@ -43,6 +50,10 @@ test-fast: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=exercises $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# A class on one server: JupyterHub, nbgrader's exchange, learner and instructor roles.
+hub: $(STAMP) $(CHP)
+	sh deploy/jupyterhub/hub.sh
 
 release: $(STAMP)
 	$(BIN)/python -m course_lib.release

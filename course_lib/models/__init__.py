@@ -1,8 +1,10 @@
 """Model families assembled from ``course_lib.nn``: one family per file.
 
-Hugging Face checkpoint names appear only in ``convert.py``; every model has a
-``from_hf`` classmethod that loads the matching ``transformers`` model.
+Hugging Face names appear only in ``convert/``, one converter per family. Every model has
+a ``from_hf`` classmethod that loads the matching ``transformers`` model, and
+:func:`from_hf` picks the class from the HF model's own.
 """
+from .convert import from_hf
 from .clip import CLIP, CLIPConfig, CLIPTextConfig, clip_loss
 from .decoder import Decoder, DecoderConfig, lm_loss, with_control_codes
 from .encoder import (
@@ -19,6 +21,7 @@ from .text_to_image import PatchQuantizer, TextToImage, TextToImageConfig
 from .vit import VisionTransformer, VisionTransformerConfig
 
 __all__ = [
+    "from_hf",
     "Encoder", "EncoderConfig", "EncoderForMaskedLM", "EncoderForSequenceClassification",
     "EncoderForTokenClassification", "SentenceEncoder", "mean_pool",
     "Decoder", "DecoderConfig", "lm_loss", "with_control_codes",

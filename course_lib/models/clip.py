@@ -119,7 +119,7 @@ class CLIP(nn.Module):
     @classmethod
     def from_hf(cls, hf_model) -> CLIP:
         """From a Hugging Face ``CLIPModel``."""
-        kwargs, state = convert.clip_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "CLIP")
         config = CLIPConfig(
             text=CLIPTextConfig(**kwargs["text"]),
             vision=VisionTransformerConfig(**kwargs["vision"], num_classes=0, pre_norm=True),

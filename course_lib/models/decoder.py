@@ -310,7 +310,7 @@ class Decoder(nn.Module):
     @classmethod
     def from_hf(cls, hf_model) -> Decoder:
         """From a Hugging Face ``GPT2LMHeadModel`` or ``LlamaForCausalLM``."""
-        kwargs, state = convert.decoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "Decoder")
         model = cls(DecoderConfig(**kwargs))
         model.load_state_dict(state, strict=True)
         return model.eval()

@@ -139,7 +139,7 @@ class Encoder(_BertModule):
     @classmethod
     def from_hf(cls, hf_model) -> Encoder:
         """From a Hugging Face ``BertModel`` (its pooler is not part of ``Encoder``)."""
-        kwargs, state = convert.encoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "Encoder")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
     @classmethod
@@ -200,7 +200,7 @@ class EncoderForMaskedLM(_BertModule):
     @classmethod
     def from_hf(cls, hf_model) -> EncoderForMaskedLM:
         """From a Hugging Face ``BertForMaskedLM``."""
-        kwargs, state = convert.encoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "EncoderForMaskedLM")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 
@@ -231,7 +231,7 @@ class EncoderForSequenceClassification(_BertModule):
     @classmethod
     def from_hf(cls, hf_model) -> EncoderForSequenceClassification:
         """From a Hugging Face ``BertForSequenceClassification`` (CLS pooling)."""
-        kwargs, state = convert.encoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "EncoderForSequenceClassification")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 
@@ -253,7 +253,7 @@ class EncoderForTokenClassification(_BertModule):
     @classmethod
     def from_hf(cls, hf_model) -> EncoderForTokenClassification:
         """From a Hugging Face ``BertForTokenClassification``."""
-        kwargs, state = convert.encoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "EncoderForTokenClassification")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 

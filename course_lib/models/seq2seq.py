@@ -237,7 +237,7 @@ class EncoderDecoder(nn.Module):
     @classmethod
     def from_hf(cls, hf_model) -> EncoderDecoder:
         """From a Hugging Face ``BartForConditionalGeneration``."""
-        kwargs, state = convert.encoder_decoder_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "EncoderDecoder")
         model = cls(EncoderDecoderConfig(**kwargs))
         model.load_state_dict(state, strict=True)
         return model.eval()

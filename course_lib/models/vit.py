@@ -96,7 +96,7 @@ class VisionTransformer(nn.Module):
     @classmethod
     def from_hf(cls, hf_model) -> VisionTransformer:
         """From a Hugging Face ``ViTModel`` (no head) or ``ViTForImageClassification``."""
-        kwargs, state = convert.vit_from_hf(hf_model)
+        kwargs, state = convert.state_from_hf(hf_model, "VisionTransformer")
         model = cls(VisionTransformerConfig(**kwargs))
         model.load_state_dict(state, strict=True)
         return model.eval()

@@ -1,8 +1,34 @@
 """Small plotting helpers the book uses, so every chapter draws figures the same way."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
+
+HANGUL_FONT = "NanumGothic"
+
+
+def use_hangul_font() -> str:
+    """Let figures draw Hangul: NanumGothic after the default font, for the glyphs it lacks.
+
+    Matplotlib's default font, DejaVu Sans, has no Hangul and draws empty boxes instead.
+    NanumGothic ships in the ``koreanize-matplotlib`` package (a dependency of the book); only
+    its font file is used, since importing that package would also restyle every figure.
+    Matplotlib (3.6+) falls back glyph by glyph along ``font.family``, so Latin text keeps its
+    usual look. Returns the font's path.
+    """
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("Hangul in figures needs the koreanize-matplotlib package, which ships the "
+                                  "NanumGothic font: pip install 'course-lib[book]'")
+    path = Path(spec.submodule_search_locations[0]) / "fonts" / f"{HANGUL_FONT}.ttf"
+    if HANGUL_FONT not in {f.name for f in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(str(path))
+    plt.rcParams["font.family"] = ["DejaVu Sans", HANGUL_FONT]
+    return str(path)
 
 
 def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, cmap="viridis"):

@@ -51,6 +51,19 @@ def test_book_builds_with_figures_and_library_code(built_book):
     assert "def naive_attention(" in text, "the page must include the library's code"
 
 
+def test_no_page_prints_project_goal_lines(built_book):
+    """A reader is told what to conclude from a measurement, not whether a project goal was met."""
+    import nbformat
+
+    for name in toc_files():
+        notebook = nbformat.read(built_book.parent / "jupyter_execute" / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text", "") or output.get("data", {}).get("text/plain", "")
+                assert not re.search(r"\bgoals?\b|\b(met|missed)$", text, flags=re.I | re.M), (
+                    f"{name} prints a goal line: {text[:200]!r}")
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

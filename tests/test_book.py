@@ -91,9 +91,21 @@ def test_book_in_a_real_browser(built_book):
             links = set()
             for name in toc_files():
                 console.clear()
+                page.set_viewport_size({"width": 1280, "height": 800})
                 page.goto(base + f"{name}.html", wait_until="networkidle")
                 if console:
                     problems.append(f"{name}: console errors {console}")
+                # Printed output stays inside the column: nothing is hidden in a sideways scroll.
+                for text in page.eval_on_selector_all(
+                    "div.cell_output pre",
+                    "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))",
+                ):
+                    problems.append(f"{name}: an output scrolls sideways at 1280 px: {text!r}")
+                # On a phone the page itself never scrolls sideways (a code block may, in its own box).
+                page.set_viewport_size({"width": 390, "height": 844})
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                if overflow > 1:
+                    problems.append(f"{name}: the page is {overflow} px wider than a 390 px screen")
                 for src, ok in page.eval_on_selector_all(
                     "img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])"
                 ):

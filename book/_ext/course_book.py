@@ -5,6 +5,7 @@
 * sphinx-thebe registers its inline configuration script twice under Jupyter Book 1;
   the second copy makes the browser raise "THEBE_JS_URL has already been declared".
 * The theme needs an explicit colour mode, else it logs "invalid theme mode".
+* ``_static/course.css`` keeps printed output, inline code and equations inside the column.
 """
 from __future__ import annotations
 
@@ -52,4 +53,5 @@ def _tidy_page(app, pagename, templatename, context, doctree):
 def setup(app):
     app.connect("config-inited", _use_local_mathjax)
     app.connect("html-page-context", _tidy_page, priority=900)
+    app.add_css_file("course.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -4,13 +4,16 @@ Shape legend
     b  batch        t  tokens in this call        e  embed_dim        v  vocab_size
     s  cached + new positions (KV cache)          c  control-code tokens
 
-    x = token[ids] (+ position[offset..offset+t-1] when positions are learned)
-    x = pre-norm causal TransformerBlock(x) * num_layers
+    x = token[ids] (+ position[offset..offset+t-1] when positions are learned or sinusoidal)
+    x = pre-norm (or post-norm) causal TransformerBlock(x) * num_layers
     logits = final_norm(x) @ W_out          (W_out = token table when embeddings are tied)
 
 One config covers GPT-2 (LayerNorm, GELU MLP, learned positions, tied embeddings;
 Radford et al., 2019) and Llama-style models (RMSNorm, SwiGLU, rotary positions, GQA,
-untied head; Touvron et al., 2023); ``from_hf`` loads either from Hugging Face.
+untied head; Touvron et al., 2023). Options reach back to GPT-1 (post-norm, no final norm;
+Radford et al., 2018), CTRL (sinusoidal positions, embeddings scaled by sqrt(e), an output
+bias; Keskar et al., 2019) and OPT (positions offset by 2, a narrower token table projected
+in and out; Zhang et al., 2022); ``from_hf`` loads each of them from Hugging Face.
 
 ``generate`` decodes greedily or by sampling (temperature, top-k, top-p), stops rows at
 stop tokens and, by default, keeps a KV cache so each new token costs one position of
@@ -40,6 +43,7 @@ from ..nn import (
     LearnedPositionalEmbedding,
     RMSNorm,
     RotaryEmbedding,
+    SinusoidalPositionalEncoding,
     TokenEmbedding,
     TransformerBlock,
 )
@@ -60,10 +64,16 @@ class DecoderConfig:
     norm_eps: float = 1e-5
     ffn: str = "mlp"  # or "swiglu"
     activation: str = "gelu_tanh"  # for ffn="mlp"
-    positions: str = "learned"  # or "rope"
+    positions: str = "learned"  # or "rope", or "sinusoidal" (fixed; sines then cosines, CTRL's layout)
+    position_offset: int = 0  # position p reads row p + offset of the position table (OPT: 2)
     rope_base: float = 10000.0
     tie_embeddings: bool = True
     bias: bool = True
+    norm_first: bool = True  # pre-norm blocks; False = post-norm (GPT-1, OPT-350m)
+    final_norm: bool = True  # a norm after the last block (post-norm stacks end normed already)
+    scale_embeddings: bool = False  # token vectors times sqrt(embed_dim) (CTRL)
+    token_dim: int | None = None  # a narrower token table, projected in and out of embed_dim (OPT-350m)
+    head_bias: bool = False  # a learned bias added to the logits (CTRL)
     init_std: float | None = 0.02  # GPT-2's initialisation (init_weights); None keeps PyTorch's defaults
 
 
@@ -73,11 +83,21 @@ class Decoder(nn.Module):
     def __init__(self, config: DecoderConfig):
         super().__init__()
         c = config
-        if c.positions not in ("learned", "rope"):
-            raise ValueError(f"positions must be 'learned' or 'rope', got {c.positions!r}")
+        if c.positions not in ("learned", "rope", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned', 'rope' or 'sinusoidal', got {c.positions!r}")
         self.config = config
-        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim)
-        self.pos_embed = LearnedPositionalEmbedding(c.max_len, c.embed_dim) if c.positions == "learned" else None
+        token_dim = c.token_dim or c.embed_dim
+        self.token_embed = TokenEmbedding(c.vocab_size, token_dim, scale=c.scale_embeddings)
+        # OPT-350m keeps a 512-wide token table in a 1024-wide model: project in after the
+        # lookup, and out again before the (tied) head.
+        self.proj_in = nn.Linear(token_dim, c.embed_dim, bias=False) if token_dim != c.embed_dim else None
+        self.proj_out = nn.Linear(c.embed_dim, token_dim, bias=False) if token_dim != c.embed_dim else None
+        if c.positions == "learned":
+            self.pos_embed = LearnedPositionalEmbedding(c.max_len + c.position_offset, c.embed_dim)
+        elif c.positions == "sinusoidal":
+            self.pos_embed = SinusoidalPositionalEncoding(c.embed_dim, c.max_len + c.position_offset, interleave=False)
+        else:
+            self.pos_embed = None  # rotary: positions enter inside attention
         # One rotary table shared by every layer (it holds no parameters, only cos/sin buffers).
         self.rotary = (
             RotaryEmbedding(c.embed_dim // c.num_heads, max_len=c.max_len, base=c.rope_base)
@@ -87,16 +107,18 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 embed_dim=c.embed_dim, num_heads=c.num_heads, hidden_dim=c.hidden_dim, num_kv_heads=c.num_kv_heads,
-                dropout=c.dropout, norm_first=True, causal=True, activation=c.activation, ffn=c.ffn, norm=c.norm,
-                norm_eps=c.norm_eps, bias=c.bias, rotary=self.rotary,
+                dropout=c.dropout, norm_first=c.norm_first, causal=True, activation=c.activation, ffn=c.ffn,
+                norm=c.norm, norm_eps=c.norm_eps, bias=c.bias, rotary=self.rotary,
             )
             for _ in range(c.num_layers)
         )
         self.final_norm = (
-            RMSNorm(c.embed_dim, eps=c.norm_eps) if c.norm == "rmsnorm"
+            None if not c.final_norm
+            else RMSNorm(c.embed_dim, eps=c.norm_eps) if c.norm == "rmsnorm"
             else LayerNorm(c.embed_dim, eps=c.norm_eps, bias=c.bias)
         )
-        self.lm_head = None if c.tie_embeddings else nn.Linear(c.embed_dim, c.vocab_size, bias=False)
+        self.lm_head = None if c.tie_embeddings else nn.Linear(token_dim, c.vocab_size, bias=c.head_bias)
+        self.head_bias = nn.Parameter(torch.zeros(c.vocab_size)) if c.tie_embeddings and c.head_bias else None
         if c.init_std is not None:
             self.init_weights(c.init_std)
 
@@ -123,36 +145,55 @@ class Decoder(nn.Module):
         self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None,
         positions: Tensor | None = None,
     ) -> Tensor:
-        """``ids (b t)`` -> final-normed states ``(b t e)``.
+        """``ids (b t)`` -> the last block's states ``(b t e)``, final-normed when the model has a final norm.
 
         Args:
             attn_mask: extra boolean mask (e.g. padding), broadcastable to ``(b, h, t, s)``;
                 the causal mask is always applied.
             kv_caches: one :class:`KVCache` per block; ``ids`` then continue the cached positions.
-            positions: ``(b t)`` integer row of the learned position table for each token
-                (e.g. to skip left padding); by default ``ids`` start at the cache's length.
+            positions: ``(b t)`` integer position of each token in ``[0, max_len)`` (e.g. to
+                skip left padding); by default ``ids`` start at the cache's length.
         """
         if kv_caches is not None and len(kv_caches) != len(self.blocks):
             raise ValueError(f"kv_caches needs one cache per block ({len(self.blocks)}), got {len(kv_caches)}")
+        max_len, start = self.config.max_len, kv_caches[0].length if kv_caches is not None else 0
         if positions is not None and self.pos_embed is None:
-            raise ValueError("positions select rows of a learned position table; this model uses rotary "
+            raise ValueError("positions select rows of a position table; this model uses rotary "
                              "positions, which depend only on distances: leave positions=None")
-        return self._states(ids, attn_mask, kv_caches, positions, check=True)
+        if positions is not None:
+            integer = not (positions.dtype.is_floating_point or positions.dtype == torch.bool)
+            if (tuple(positions.shape) != tuple(ids.shape) or not integer
+                    or positions.numel() and not 0 <= int(positions.min()) <= int(positions.max()) < max_len):
+                raise ValueError(f"positions must lie in [0, {max_len}) and be integers with the shape of ids "
+                                 f"{tuple(ids.shape)}, got {tuple(positions.shape)} {positions.dtype}")
+        if positions is None and self.pos_embed is not None and start + ids.shape[1] > max_len:
+            raise ValueError(f"{ids.shape[1]} tokens after {start} cached ones exceed the model's max_len={max_len}")
+        return self._states(ids, attn_mask, kv_caches, positions)
 
-    def _states(self, ids, attn_mask, kv_caches, positions, check: bool = False) -> Tensor:
-        # Decoding steps come here with check=False: no check that reads a device value on the host.
+    def _states(self, ids, attn_mask, kv_caches, positions) -> Tensor:
+        # Decoding steps come here directly: no check that reads a device value on the host.
         x = self.token_embed(ids)
-        if self.pos_embed is not None and positions is not None:
-            x = self.pos_embed(x, positions=positions) if check else x + self.pos_embed.weight[positions].to(x.dtype)
-        elif self.pos_embed is not None:
-            x = self.pos_embed(x, offset=kv_caches[0].length if kv_caches is not None else 0)
+        if self.proj_in is not None:
+            x = self.proj_in(x)
+        if self.pos_embed is not None:
+            offset = self.config.position_offset
+            if positions is None:
+                x = self.pos_embed(x, offset=offset + (kv_caches[0].length if kv_caches is not None else 0))
+            else:
+                table = self.pos_embed.weight if self.config.positions == "learned" else self.pos_embed.table(x)
+                x = x + table[positions + offset].to(x.dtype)  # b t e
         x = self.dropout(x)
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask=attn_mask, kv_cache=None if kv_caches is None else kv_caches[i])
-        return self.final_norm(x)
+        return x if self.final_norm is None else self.final_norm(x)
 
     def _head(self, h: Tensor) -> Tensor:
-        return self.token_embed.attend(h) if self.lm_head is None else self.lm_head(h)
+        if self.proj_out is not None:
+            h = self.proj_out(h)
+        if self.lm_head is not None:
+            return self.lm_head(h)
+        logits = self.token_embed.attend(h)
+        return logits if self.head_bias is None else logits + self.head_bias
 
     def forward(
         self, ids: Tensor, attn_mask: Tensor | None = None, kv_caches: list[KVCache] | None = None,
@@ -202,8 +243,8 @@ class Decoder(nn.Module):
                 test) that the cache changes speed, not results.
             cuda_graph: record one decoding step as a CUDA graph and replay it per token
                 (a cache of fixed shape, see :meth:`KVCache.use_position`); on a GPU this
-                removes the launch overhead that dominates small batches. Learned positions
-                only. Off CUDA the same fixed-shape step runs without a graph.
+                removes the launch overhead that dominates small batches. Not with rotary
+                positions. Off CUDA the same fixed-shape step runs without a graph.
         """
         if control_codes is not None:
             n_codes = ids.shape[1]
@@ -213,7 +254,8 @@ class Decoder(nn.Module):
         total = ids.shape[1] + max_new_tokens
         keys, positions = self._padding(ids, attn_mask, total)
         if cuda_graph and (not use_cache or self.pos_embed is None):
-            raise ValueError("cuda_graph needs use_cache=True and learned positions (positions='learned')")
+            raise ValueError("cuda_graph needs use_cache=True and learned positions (or sinusoidal ones), "
+                             "not rotary")
         if not use_cache:
             step = self._full_step(keys, positions)
         elif cuda_graph:
@@ -226,7 +268,7 @@ class Decoder(nn.Module):
         )
 
     def _padding(self, ids: Tensor, attn_mask: Tensor | None, total: int):
-        """Keys that may be attended ``(b, total)`` and learned-table positions ``(b, total)``;
+        """Keys that may be attended ``(b, total)`` and absolute positions ``(b, total)``;
         ``(None, None)`` without padding, so that decoding builds no mask at all."""
         if total > self.config.max_len:
             raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens need {total} positions, "
@@ -309,7 +351,7 @@ class Decoder(nn.Module):
         return step
     @classmethod
     def from_hf(cls, hf_model) -> Decoder:
-        """From a Hugging Face ``GPT2LMHeadModel`` or ``LlamaForCausalLM``."""
+        """From a Hugging Face model; :data:`convert.FAMILIES` lists the classes (GPT-2, Llama, GPT-1, CTRL, OPT)."""
         kwargs, state = convert.state_from_hf(hf_model, "Decoder")
         model = cls(DecoderConfig(**kwargs))
         model.load_state_dict(state, strict=True)

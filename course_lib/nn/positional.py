@@ -49,24 +49,32 @@ class SinusoidalPositionalEncoding(nn.Module):
         embed_dim: ``e``, even.
         max_len: the longest ``offset + t`` accepted.
         base: sets the slowest wavelength.
+        interleave: ``True`` puts sin and cos of one frequency side by side (the paper's
+            formula); ``False`` puts all sines in the first half and all cosines in the second
+            (tensor2tensor's layout, kept by CTRL and Pegasus checkpoints). The same code up to
+            a fixed permutation of the features, but a trained model expects its own.
 
     Shapes: ``forward(x (b t e), offset=0) -> x + pe[offset : offset + t]`` of shape ``(b t e)``.
     """
 
-    def __init__(self, embed_dim: int, max_len: int = 4096, base: float = 10000.0):
+    def __init__(self, embed_dim: int, max_len: int = 4096, base: float = 10000.0, interleave: bool = True):
         super().__init__()
         if embed_dim % 2:
             raise ValueError(f"embed_dim must be even (sin/cos pairs), got {embed_dim}")
         self.embed_dim = embed_dim
         self.max_len = max_len
         self.base = base
+        self.interleave = interleave
         self.register_buffer("pe", self._build(torch.float32), persistent=False)
 
     def _build(self, dtype: torch.dtype, device=None) -> Tensor:
         pos = torch.arange(self.max_len, dtype=torch.float64).unsqueeze(1)  # t 1
         inv_freq = self.base ** (-torch.arange(0, self.embed_dim, 2, dtype=torch.float64) / self.embed_dim)
         angles = pos * inv_freq  # t e/2
-        pe = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # t e: sin, cos interleaved
+        if self.interleave:
+            pe = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # t e: sin, cos interleaved
+        else:
+            pe = torch.cat((angles.sin(), angles.cos()), dim=-1)  # t e: all sines, then all cosines
         return pe.to(dtype).to(device)  # cast on the CPU first: MPS has no float64
 
     def table(self, x: Tensor) -> Tensor:
@@ -84,7 +92,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return (x.to(pe.dtype) + pe).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.embed_dim}, max_len={self.max_len}, base={self.base}"
+        return f"{self.embed_dim}, max_len={self.max_len}, base={self.base}, interleave={self.interleave}"
 
 
 class LearnedPositionalEmbedding(nn.Module):

@@ -231,7 +231,7 @@ def left_padded(rows: list[list[int]], device):
                                                                                              "cuda_graph"])
 def test_left_padded_batch_continues_every_row_as_if_it_were_alone(device, name, mode):
     if name == "llama-like" and mode.get("cuda_graph"):
-        pytest.skip("the fixed-shape step takes learned positions only (tested below)")
+        pytest.skip("the fixed-shape step reads a position table; rotary positions are refused (tested below)")
     model = tiny_decoder(**DECODERS[name]).to(device)
     rows = [[5, 9, 12, 3, 30, 7], [8, 2], [17, 17, 4, 25]]
     ids, mask = left_padded(rows, device)

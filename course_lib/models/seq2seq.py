@@ -14,11 +14,20 @@ the right (``shift_right``) and predicts every next token in one parallel pass.
 Generation feeds the model its own outputs, greedily (with a KV cache for the decoder's
 self-attention) or by beam search.
 
-This file follows BART: post-norm blocks, learned positions read from offset 2 (the
+The defaults follow BART: post-norm blocks, learned positions read from offset 2 (the
 table has two extra rows, a fairseq leftover), a LayerNorm right after the embeddings,
 one token table shared by encoder, decoder and output head, plus a ``final_logits_bias``.
-It reproduces Hugging Face's ``BartForConditionalGeneration`` exactly, and starts from
-BART's initialisation (``init_weights``).
+Options of :class:`EncoderDecoderConfig` give the rest of the family:
+
+* T5 and mT5 (Raffel et al., 2020; Xue et al., 2021): pre-norm with RMSNorm and no biases,
+  no position vectors but a learned bias per head and distance bucket on the self-attention
+  scores (``positions="relative"``), no ``1/sqrt(d)`` in attention, final norms, a ReLU or
+  gated-GELU feed-forward, and the decoder output scaled by ``e**-0.5`` before a tied head;
+* Pegasus (Zhang et al., 2020): pre-norm, fixed sinusoidal positions, embeddings scaled by
+  ``sqrt(e)`` and final norms.
+
+It reproduces Hugging Face's BART, T5, mT5 and Pegasus exactly (``from_hf``), and starts
+from BART's initialisation (``init_weights``).
 """
 from __future__ import annotations
 
@@ -30,7 +39,17 @@ from torch import Tensor, nn
 
 from ..constants import IGNORE_INDEX
 from ..generate import beam_search, generate_tokens
-from ..nn import KVCache, LayerNorm, LearnedPositionalEmbedding, TokenEmbedding, TransformerBlock, padding_mask_from_ids
+from ..nn import (
+    KVCache,
+    LayerNorm,
+    LearnedPositionalEmbedding,
+    RelativePositionBias,
+    RMSNorm,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    TransformerBlock,
+    padding_mask_from_ids,
+)
 from . import convert
 
 
@@ -49,10 +68,26 @@ class EncoderDecoderConfig:
     activation: str = "gelu"
     scale_embedding: bool = False
     pad_id: int = 1
-    bos_id: int = 0
+    bos_id: int | None = 0
     eos_id: int = 2
     decoder_start_id: int = 2
     init_std: float | None = 0.02  # BART's initialisation (init_weights); None keeps PyTorch's defaults
+    # The family's options; the defaults are BART's.
+    norm_first: bool = False  # pre-norm blocks (T5, Pegasus) instead of post-norm
+    positions: str = "learned"  # read from position_offset; "sinusoidal" (Pegasus) or "relative" (T5)
+    ffn: str = "mlp"  # with `activation`; "gated": activation(gate_proj x) * up_proj x (T5 v1.1, mT5)
+    norm: str = "layernorm"  # or "rmsnorm" (T5)
+    embed_norm: bool = True  # a norm right after the embeddings (BART)
+    final_norm: bool = False  # a norm after the last block of each stack (T5, Pegasus)
+    attn_scale: float | None = None  # the factor on q k^T; None is 1/sqrt(d), T5 uses 1.0
+    bias: bool = True  # biases in attention, feed-forward and LayerNorm (T5 has none)
+    tie_head: bool = True  # the output head is the token table (untied in mT5 checkpoints)
+    scale_head: bool = False  # decoder output times e**-0.5 before the head (T5 with its tied head)
+    num_buckets: int = 32  # positions="relative": distance buckets per direction pair
+    max_distance: int = 128  # positions="relative": distances from here on share one bucket
+
+
+POSITIONS = ("learned", "sinusoidal", "relative")
 
 
 class EncoderDecoder(nn.Module):
@@ -61,24 +96,47 @@ class EncoderDecoder(nn.Module):
     def __init__(self, config: EncoderDecoderConfig):
         super().__init__()
         c = config
+        if c.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {c.positions!r}")
+        if c.norm not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {c.norm!r}")
         self.config = config
-        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim, padding_idx=c.pad_id, scale=c.scale_embedding)
-        num_positions = c.max_len + c.position_offset
-        self.encoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
-        self.decoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
-        self.encoder_embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
-        self.decoder_embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
+        # T5 and Pegasus start decoding with the padding token, so its row is a real input that must learn.
+        padding_idx = None if c.decoder_start_id == c.pad_id else c.pad_id
+        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim, padding_idx=padding_idx, scale=c.scale_embedding)
+        self.lm_head = None if c.tie_head else nn.Linear(c.embed_dim, c.vocab_size, bias=False)
+        if c.positions == "learned":
+            num_positions = c.max_len + c.position_offset
+            self.encoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
+            self.decoder_pos_embed = LearnedPositionalEmbedding(num_positions, c.embed_dim)
+        elif c.positions == "sinusoidal":  # one fixed table (a buffer) for both stacks, sines then cosines
+            self.pos_encoding = SinusoidalPositionalEncoding(c.embed_dim, max_len=c.max_len, interleave=False)
+        else:  # a learned bias on the attention scores, computed once per stack and shared by its layers
+            self.encoder_pos_bias = RelativePositionBias(c.num_heads, c.num_buckets, c.max_distance, bidirectional=True)
+            self.decoder_pos_bias = RelativePositionBias(c.num_heads, c.num_buckets, c.max_distance,
+                                                         bidirectional=False)
+
+        def norm() -> nn.Module:
+            if c.norm == "rmsnorm":
+                return RMSNorm(c.embed_dim, eps=c.norm_eps)
+            return LayerNorm(c.embed_dim, eps=c.norm_eps, bias=c.bias)
+
+        self.encoder_embed_norm = norm() if c.embed_norm else None
+        self.decoder_embed_norm = norm() if c.embed_norm else None
         self.dropout = nn.Dropout(c.dropout)
 
         def block(decoder: bool) -> TransformerBlock:
             return TransformerBlock(
                 embed_dim=c.embed_dim, num_heads=c.num_heads, hidden_dim=c.hidden_dim, dropout=c.dropout,
-                norm_first=False, causal=decoder, cross_attention=decoder, activation=c.activation,
-                norm_eps=c.norm_eps,
+                norm_first=c.norm_first, causal=decoder, cross_attention=decoder, activation=c.activation,
+                ffn=c.ffn, norm=c.norm, norm_eps=c.norm_eps, bias=c.bias, scale=c.attn_scale,
             )
 
         self.encoder_blocks = nn.ModuleList(block(False) for _ in range(c.num_encoder_layers))
         self.decoder_blocks = nn.ModuleList(block(True) for _ in range(c.num_decoder_layers))
+        # Pre-norm leaves the residual stream unnormalised: a last norm closes each stack.
+        self.encoder_final_norm = norm() if c.final_norm else None
+        self.decoder_final_norm = norm() if c.final_norm else None
         # Saved in checkpoints, never trained by HF (a persistent buffer).
         self.register_buffer("final_logits_bias", torch.zeros(1, c.vocab_size))
         if c.init_std is not None:
@@ -88,7 +146,8 @@ class EncoderDecoder(nn.Module):
         """BART's initialisation, in place, as its reference code does it (fairseq, and Hugging
         Face's port): weight matrices and embeddings N(0, std), biases 0, norms 1, the padding
         row 0. PyTorch's defaults (unit-variance embeddings, tied to the output) start with a
-        loss far above ``ln(v)``; this starts near it."""
+        loss far above ``ln(v)``; this starts near it. (T5 and Pegasus are only converted here,
+        not trained, so they get the same.)"""
         with torch.no_grad():
             for name, param in self.named_parameters():
                 if param.dim() >= 2:
@@ -97,7 +156,31 @@ class EncoderDecoder(nn.Module):
                     param.fill_(1.0)
                 else:
                     param.zero_()
-            self.token_embed.weight[self.config.pad_id].zero_()
+            if self.token_embed.padding_idx is not None:
+                self.token_embed.weight[self.token_embed.padding_idx].zero_()
+
+    def _embed(self, ids: Tensor, stack: str, offset: int = 0) -> Tensor:
+        """``ids (b t)`` -> the input of the ``stack``'s first block ``(b t e)``; ``offset`` is
+        the position of ``ids[:, 0]`` (the cached length while decoding)."""
+        c = self.config
+        x = self.token_embed(ids)
+        if c.positions == "learned":
+            x = getattr(self, f"{stack}_pos_embed")(x, offset=c.position_offset + offset)
+        elif c.positions == "sinusoidal":
+            x = self.pos_encoding(x, offset=offset)
+        embed_norm = getattr(self, f"{stack}_embed_norm")
+        return self.dropout(x if embed_norm is None else embed_norm(x))
+
+    def _position_bias(self, stack: str, t: int, s: int) -> Tensor | None:
+        """T5's relative position bias ``(1 h t s)`` for ``t`` queries after ``s - t`` earlier tokens."""
+        return getattr(self, f"{stack}_pos_bias")(t, s) if self.config.positions == "relative" else None
+
+    def _head(self, x: Tensor) -> Tensor:
+        """Decoder output ``(b t e)`` -> logits ``(b t v)``."""
+        if self.config.scale_head:  # T5's tied table has entries of order 1: keep the logits small
+            x = x * self.config.embed_dim**-0.5
+        logits = self.token_embed.attend(x) if self.lm_head is None else self.lm_head(x)
+        return logits + self.final_logits_bias
 
     def encode(self, src: Tensor, attn_mask: Tensor | None = None, need_weights: bool = False):
         """``src (b s)`` -> context ``(b s e)``, the sequence the decoder's cross-attention reads.
@@ -107,15 +190,17 @@ class EncoderDecoder(nn.Module):
         """
         if attn_mask is None:
             attn_mask = padding_mask_from_ids(src, self.config.pad_id)
-        x = self.encoder_pos_embed(self.token_embed(src), offset=self.config.position_offset)
-        x = self.dropout(self.encoder_embed_norm(x))
+        x = self._embed(src, "encoder")
+        attn_bias = self._position_bias("encoder", src.shape[1], src.shape[1])
         weights = []
         for blk in self.encoder_blocks:
             if need_weights:
-                x, layer_weights = blk(x, attn_mask=attn_mask, need_weights=True)
+                x, layer_weights = blk(x, attn_mask=attn_mask, attn_bias=attn_bias, need_weights=True)
                 weights.append(layer_weights["self_attn"])
             else:
-                x = blk(x, attn_mask=attn_mask)
+                x = blk(x, attn_mask=attn_mask, attn_bias=attn_bias)
+        if self.encoder_final_norm is not None:
+            x = self.encoder_final_norm(x)
         return (x, weights) if need_weights else x
 
     def decode(
@@ -129,19 +214,21 @@ class EncoderDecoder(nn.Module):
         returns ``{"decoder": [(b h t t)], "cross": [(b h t s)]}``, one entry per layer.
         """
         offset = kv_caches[0].length if kv_caches is not None else 0
-        x = self.decoder_pos_embed(self.token_embed(tgt), offset=self.config.position_offset + offset)
-        x = self.dropout(self.decoder_embed_norm(x))
+        x = self._embed(tgt, "decoder", offset)
+        attn_bias = self._position_bias("decoder", tgt.shape[1], offset + tgt.shape[1])
         weights: dict[str, list[Tensor]] = {"decoder": [], "cross": []}
         for i, blk in enumerate(self.decoder_blocks):
             kv_cache = None if kv_caches is None else kv_caches[i]
             if need_weights:
-                x, layer_weights = blk(x, context=context, context_mask=context_mask, kv_cache=kv_cache,
-                                       need_weights=True)
+                x, layer_weights = blk(x, attn_bias=attn_bias, context=context, context_mask=context_mask,
+                                       kv_cache=kv_cache, need_weights=True)
                 weights["decoder"].append(layer_weights["self_attn"])
                 weights["cross"].append(layer_weights["cross_attn"])
             else:
-                x = blk(x, context=context, context_mask=context_mask, kv_cache=kv_cache)
-        logits = self.token_embed.attend(x) + self.final_logits_bias
+                x = blk(x, attn_bias=attn_bias, context=context, context_mask=context_mask, kv_cache=kv_cache)
+        if self.decoder_final_norm is not None:
+            x = self.decoder_final_norm(x)
+        logits = self._head(x)
         return (logits, weights) if need_weights else logits
 
     def forward(self, src: Tensor, tgt_in: Tensor, attn_mask: Tensor | None = None, need_weights: bool = False):
@@ -236,7 +323,8 @@ class EncoderDecoder(nn.Module):
 
     @classmethod
     def from_hf(cls, hf_model) -> EncoderDecoder:
-        """From a Hugging Face ``BartForConditionalGeneration``."""
+        """From a Hugging Face ``BartForConditionalGeneration``, ``T5ForConditionalGeneration``,
+        ``MT5ForConditionalGeneration`` or ``PegasusForConditionalGeneration``."""
         kwargs, state = convert.state_from_hf(hf_model, "EncoderDecoder")
         model = cls(EncoderDecoderConfig(**kwargs))
         model.load_state_dict(state, strict=True)

@@ -14,6 +14,7 @@ from .masks import (
 from .multi_head_attention import MultiHeadAttention
 from .norm import LayerNorm, RMSNorm
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
+from .relative_position import RelativePositionBias, relative_position_bucket
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "RotaryEmbedding",
+    "RelativePositionBias",
+    "relative_position_bucket",
     "FeedForward",
     "SwiGLU",
     "LayerNorm",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .positional import RotaryEmbedding
 
 NORMS = ("layernorm", "rmsnorm")
-FFNS = ("mlp", "swiglu")
+FFNS = ("mlp", "swiglu", "gated")
 
 
 class TransformerBlock(nn.Module):
@@ -51,13 +51,17 @@ class TransformerBlock(nn.Module):
         norm_first: True for pre-norm, False for post-norm.
         causal: self-attention hides future positions (decoder blocks).
         cross_attention: add a sub-layer attending to a ``context`` (encoder-decoder).
-        activation: ``"gelu"``, ``"relu"``, ``"gelu_tanh"`` or ``"quick_gelu"`` for ``ffn="mlp"``.
-        ffn: ``"mlp"`` (:class:`FeedForward`) or ``"swiglu"`` (:class:`SwiGLU`).
+        activation: ``"gelu"``, ``"relu"``, ``"gelu_tanh"`` or ``"quick_gelu"`` for ``ffn="mlp"``,
+            and the gate's nonlinearity for ``ffn="gated"``.
+        ffn: ``"mlp"`` (:class:`FeedForward`), ``"swiglu"`` (:class:`SwiGLU`) or ``"gated"``
+            (:class:`SwiGLU` gated by ``activation``: GEGLU with ``"gelu_tanh"``, as in T5 v1.1).
         norm: ``"layernorm"`` or ``"rmsnorm"``; ``norm_eps`` is its epsilon.
         bias: biases in the attention projections, the MLP and LayerNorm.
         qkv_bias: biases in the q/k/v projections only; ``None`` follows ``bias``.
         impl: attention implementation, ``"auto"``, ``"naive"`` or ``"fused"``.
         rotary: a :class:`~course_lib.nn.positional.RotaryEmbedding` for self-attention, or ``None``.
+        scale: the factor on ``q k^T`` in self- and cross-attention; ``None`` is ``1 / sqrt(d)``
+            (T5 uses 1.0).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class TransformerBlock(nn.Module):
         impl: str = "auto",
         rotary: RotaryEmbedding | None = None,
         qkv_bias: bool | None = None,
+        scale: float | None = None,
     ):
         super().__init__()
         if norm not in NORMS:
@@ -94,13 +99,13 @@ class TransformerBlock(nn.Module):
 
         self.self_attn = MultiHeadAttention(
             embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads,
-            dropout=dropout, bias=bias, impl=impl, rotary=rotary, qkv_bias=qkv_bias,
+            dropout=dropout, bias=bias, impl=impl, rotary=rotary, qkv_bias=qkv_bias, scale=scale,
         )
         self.self_attn_norm = make_norm()
         if cross_attention:
             self.cross_attn = MultiHeadAttention(
                 embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads,
-                dropout=dropout, bias=bias, impl=impl, qkv_bias=qkv_bias,
+                dropout=dropout, bias=bias, impl=impl, qkv_bias=qkv_bias, scale=scale,
             )
             self.cross_attn_norm = make_norm()
         else:
@@ -108,6 +113,9 @@ class TransformerBlock(nn.Module):
             self.cross_attn_norm = None
         if ffn == "swiglu":
             self.ffn = SwiGLU(embed_dim=embed_dim, hidden_dim=hidden_dim, dropout=dropout, bias=bias)
+        elif ffn == "gated":
+            self.ffn = SwiGLU(embed_dim=embed_dim, hidden_dim=hidden_dim, dropout=dropout, bias=bias,
+                              activation=activation)
         else:
             self.ffn = FeedForward(
                 embed_dim=embed_dim, hidden_dim=hidden_dim, activation=activation, dropout=dropout, bias=bias

@@ -24,6 +24,7 @@ ACTIVATIONS = {
     # x * sigmoid(1.702 x): a cheaper sigmoid fit of GELU that CLIP was trained with, so its
     # checkpoints need exactly this curve (Hendrycks & Gimpel, 2016, sec. 2).
     "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "silu": F.silu,  # x * sigmoid(x), the gate of SwiGLU
 }
 
 
@@ -75,13 +76,19 @@ class SwiGLU(nn.Module):
         hidden_dim: ``f``.
         dropout: on the gated hidden activations.
         bias: biases in the three linear maps (off in PaLM and Llama).
+        activation: the gate's nonlinearity, ``"silu"`` (SwiGLU) by default; ``"gelu_tanh"``
+            gives the GEGLU of T5 v1.1 and mT5 (Shazeer, 2020, compares both).
 
     Shapes: ``(..., e) -> (..., e)``.
     """
 
-    def __init__(self, embed_dim: int, hidden_dim: int, dropout: float = 0.0, bias: bool = False):
+    def __init__(self, embed_dim: int, hidden_dim: int, dropout: float = 0.0, bias: bool = False,
+                 activation: str = "silu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
         self.embed_dim = embed_dim
+        self.activation = activation
         self.gate_proj = nn.Linear(embed_dim, hidden_dim, bias=bias)
         self.up_proj = nn.Linear(embed_dim, hidden_dim, bias=bias)
         self.down_proj = nn.Linear(hidden_dim, embed_dim, bias=bias)
@@ -89,5 +96,5 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.embed_dim)
-        hidden = F.silu(self.gate_proj(x)) * self.up_proj(x)  # ... f
+        hidden = ACTIVATIONS[self.activation](self.gate_proj(x)) * self.up_proj(x)  # ... f
         return self.down_proj(self.dropout(hidden))  # ... e

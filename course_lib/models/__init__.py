@@ -11,22 +11,27 @@ from .encoder import (
     Encoder,
     EncoderConfig,
     EncoderForMaskedLM,
+    EncoderForReplacedTokenDetection,
     EncoderForSequenceClassification,
     EncoderForTokenClassification,
     SentenceEncoder,
     mean_pool,
 )
+from .flava import FLAVA, FLAVAConfig, FLAVAEncoderConfig
 from .seq2seq import EncoderDecoder, EncoderDecoderConfig
 from .text_to_image import PatchQuantizer, TextToImage, TextToImageConfig
 from .vit import VisionTransformer, VisionTransformerConfig
+from .xlnet import XLNet, XLNetConfig
 
 __all__ = [
     "from_hf",
     "Encoder", "EncoderConfig", "EncoderForMaskedLM", "EncoderForSequenceClassification",
-    "EncoderForTokenClassification", "SentenceEncoder", "mean_pool",
+    "EncoderForTokenClassification", "EncoderForReplacedTokenDetection", "SentenceEncoder", "mean_pool",
+    "XLNet", "XLNetConfig",
     "Decoder", "DecoderConfig", "lm_loss", "with_control_codes",
     "EncoderDecoder", "EncoderDecoderConfig",
     "VisionTransformer", "VisionTransformerConfig",
     "CLIP", "CLIPConfig", "CLIPTextConfig", "clip_loss",
+    "FLAVA", "FLAVAConfig", "FLAVAEncoderConfig",
     "TextToImage", "TextToImageConfig", "PatchQuantizer",
 ]

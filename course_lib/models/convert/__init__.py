@@ -30,6 +30,22 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "ViTModel": ("vit", "vit", "VisionTransformer"),
     "ViTForImageClassification": ("vit", "vit", "VisionTransformer"),
     "CLIPModel": ("clip", "clip", "CLIP"),
+    # decoder-only: GPT-1, CTRL, OPT
+    "OpenAIGPTLMHeadModel": ("gpt1", "decoder", "Decoder"),
+    "CTRLLMHeadModel": ("ctrl", "decoder", "Decoder"),
+    "OPTForCausalLM": ("opt", "decoder", "Decoder"),
+    # encoder: RoBERTa, ELECTRA, XLNet
+    "RobertaModel": ("roberta", "encoder", "Encoder"),
+    "RobertaForMaskedLM": ("roberta", "encoder", "EncoderForMaskedLM"),
+    "ElectraForPreTraining": ("electra", "encoder", "EncoderForReplacedTokenDetection"),
+    "ElectraForMaskedLM": ("electra", "encoder", "EncoderForMaskedLM"),
+    "XLNetLMHeadModel": ("xlnet", "xlnet", "XLNet"),
+    # encoder-decoder: T5, mT5, Pegasus
+    "T5ForConditionalGeneration": ("t5", "seq2seq", "EncoderDecoder"),
+    "MT5ForConditionalGeneration": ("t5", "seq2seq", "EncoderDecoder"),
+    "PegasusForConditionalGeneration": ("pegasus", "seq2seq", "EncoderDecoder"),
+    # multimodal: FLAVA
+    "FlavaModel": ("flava", "flava", "FLAVA"),
 }
 
 

@@ -2,6 +2,7 @@
 state, feedback, integrity and guards."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import unicodedata
@@ -10,11 +11,11 @@ import nbformat
 import pytest
 import torch
 
-from course_lib.grading import collect, feedback, integrity, policy, repair, results
+from course_lib.grading import collect, feedback, integrity, policy, repair, results, rules
 from course_lib.grading.guards import ForbiddenCallError, forbid_calls
 from course_lib.grading.parts import parts_of
 from course_lib.grading.state import GradingState
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 RELEASE = nbformat.read(cases.RELEASE, as_version=4)
 
@@ -58,6 +59,62 @@ def test_policy_names_the_part_of_the_offending_cell():
     nb = cases.build({"causal_mask": "torch.allclose = lambda *a, **k: True\n" + cases.solution_sources()["causal_mask"]})
     found = policy.scan(nb, RELEASE)
     assert [f.part for f in found] == ["causal_mask"]
+
+
+def _rules_found(source: str, release) -> set[str]:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    return {f.rule for f in policy.scan(nb, release)}
+
+
+def test_each_assignment_enforces_the_forbidden_list_it_declares():
+    efficiency = nbformat.read(cases.REPO / "exercises" / "efficiency" / "efficiency.ipynb", as_version=4)
+    # The efficiency assignment forbids its tests' reference; the attention assignment has none.
+    uses_reference = "out = reference_attention(q, k, v)"
+    assert "shortcut" in _rules_found(uses_reference, efficiency)
+    assert _rules_found(uses_reference, RELEASE) == set()
+    # The same release without its declared list: the fused kernel and the library are allowed.
+    undeclared = copy.deepcopy(RELEASE)
+    del undeclared.metadata["course"]
+    for source in ("import torch.nn.functional as F\ny = F.scaled_dot_product_attention(q, k, v)",
+                   "from course_lib.nn.attention import naive_attention"):
+        assert "shortcut" in _rules_found(source, RELEASE), source
+        assert _rules_found(source, undeclared) == set(), source
+    # The generic rules do not depend on what an assignment declares.
+    assert "patch" in _rules_found("torch.allclose = lambda *a, **k: True", undeclared)
+
+
+@pytest.mark.parametrize("course", [
+    {"forbidden": ["scaled_dot_product_attention"]},
+    {"forbidden": {"names": "scaled_dot_product_attention"}},
+    {"forbidden": {"calls": ["x"]}},
+    {"watched": ["course_lib.nn.attention"]},
+    "course_lib",
+])
+def test_malformed_assignment_rules_say_what_is_wrong(course):
+    nb = nbformat.v4.new_notebook(metadata={"course": course})
+    with pytest.raises(ValueError, match="notebook metadata"):
+        rules.rules_of(nb)
+
+
+def test_the_kernel_watches_what_the_assignment_declares():
+    from course_lib.grading import kernel
+    from course_lib.nn import masks
+
+    declared = rules.rules_of(nbformat.read(cases.RELEASE, as_version=4))
+    watched, rest = kernel.split_watched(["-f", "conn.json", kernel.WATCHED_ARG + declared.watched_json()])
+    assert rest == ["-f", "conn.json"] and watched == declared.watched and "course_lib.nn.masks" in watched
+    original = masks.causal_mask
+    try:
+        integrity.snapshot()
+        masks.causal_mask = lambda t: None
+        assert "course_lib.nn.masks.causal_mask" not in integrity.tampered()  # not watched by default
+        masks.causal_mask = original
+        integrity.snapshot(watched)
+        masks.causal_mask = lambda t: None
+        assert "course_lib.nn.masks.causal_mask" in integrity.tampered()
+    finally:
+        masks.causal_mask = original
+        integrity.snapshot()
 
 
 @pytest.mark.parametrize("data, words", [

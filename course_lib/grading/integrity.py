@@ -3,7 +3,8 @@
 The grading kernel imports this module before any learner code runs (see ``kernel.py``):
 
 * :func:`snapshot` records the functions that tests rely on (``torch.allclose``,
-  ``numpy.testing.*``, every builtin, the guards);
+  ``numpy.testing.*``, every builtin, the guards) and the references the assignment's
+  hidden tests use, which the assignment declares itself (``rules.py``, ``watched``);
 * :func:`verify`, called at the top of each hidden test cell, raises :class:`IntegrityError`
   when one of them was replaced, or when a helper such as ``check`` was redefined;
 * :func:`install_monitor` re-checks after every cell and prints a marker line, so the
@@ -25,7 +26,8 @@ import sys
 MARKER = "[course-integrity]"
 SANDBOX_MARKER = "[course-sandbox]"
 
-# (module, dotted attribute) pairs whose identity must not change during grading.
+# (module, dotted attribute) pairs whose identity must not change during grading, in every
+# assignment. An assignment adds its own references through its metadata (rules.py).
 WATCHED = {
     "torch": ["allclose", "equal", "isclose", "all", "any", "abs", "exp", "softmax", "randn", "rand", "zeros",
               "ones", "tensor", "isnan", "isfinite", "where", "manual_seed", "testing.assert_close",
@@ -38,8 +40,6 @@ WATCHED = {
     "math": ["isclose", "sqrt"],
     "sys": ["setprofile", "getprofile", "settrace", "gettrace"],
     "course_lib.grading.guards": ["forbid_calls", "ForbiddenCallError", "_TorchGuard"],
-    "course_lib.nn.attention": ["scaled_dot_product_attention", "naive_attention", "fused_attention"],
-    "course_lib.nn.masks": ["causal_mask", "padding_mask_from_lengths"],
 }
 # Builtins IPython itself adds, swaps or removes while a cell runs.
 _VOLATILE_BUILTINS = {"_", "__", "___", "exit", "quit", "get_ipython", "display", "__IPYTHON__", "help",
@@ -64,10 +64,18 @@ def _resolve(module, dotted: str):
     return holder, path[-1]
 
 
-def snapshot() -> None:
-    """Record the genuine objects; call once, before any learner code runs."""
+def snapshot(extra: dict[str, list[str]] | None = None) -> None:
+    """Record the genuine objects; call once, before any learner code runs.
+
+    ``extra`` maps more modules to the attributes to watch (the assignment's ``watched``);
+    the modules are imported here, so they are the genuine ones.
+    """
     _genuine.clear()
-    for module_name, attrs in WATCHED.items():
+    _genuine_modules.clear()
+    watched = {module: list(attrs) for module, attrs in WATCHED.items()}
+    for module, attrs in (extra or {}).items():
+        watched[module] = watched.get(module, []) + [a for a in attrs if a not in watched.get(module, [])]
+    for module_name, attrs in watched.items():
         try:
             module = importlib.import_module(module_name)
         except ImportError:

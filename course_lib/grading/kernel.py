@@ -1,7 +1,8 @@
 """Entry point of a grading kernel: ``python -m course_lib.grading.kernel -f CONNECTION``.
 
 The sandbox launcher (``sandbox.py``) has already dropped privileges and set limits; this
-module loads what the tests rely on *before* any learner code can run, records it
+module loads what the tests rely on *before* any learner code can run (with the references
+the assignment declares, passed as ``--course-watched=JSON`` by the worker), records it
 (:func:`integrity.snapshot`), installs the audit hook and the per-cell monitor, sends
 warnings to stdout (:func:`route_warnings_to_stdout`), and then hands over to ipykernel.
 """
@@ -12,6 +13,8 @@ import os
 import sys
 
 AUDIT_ENV = "COURSE_SANDBOX_AUDIT"
+# The assignment's watched references (rules.AssignmentRules.watched), as a kernel argument.
+WATCHED_ARG = "--course-watched="
 # Tests only: map this many bytes of address space at start-up, as the CUDA build of torch does
 # (it reserves tens of GB for unified addressing), so that a CPU-only machine can check that the
 # sandbox's memory limit lets such a kernel start. The launcher forwards it from its environment.
@@ -51,8 +54,21 @@ def route_warnings_to_stdout() -> None:
     warnings.showwarning = show
 
 
+def split_watched(argv: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """(the watched references, the arguments left for ipykernel)."""
+    watched: dict[str, list[str]] = {}
+    rest = []
+    for arg in argv:
+        if arg.startswith(WATCHED_ARG):
+            watched.update(json.loads(arg[len(WATCHED_ARG):]))
+        else:
+            rest.append(arg)
+    return watched, rest
+
+
 def main(argv: list[str] | None = None) -> None:
     global _reserved
+    watched, argv = split_watched(sys.argv[1:] if argv is None else argv)
     # The kernel runs with `python -I`, which ignores PYTHONDONTWRITEBYTECODE: without this, the
     # first import of a library module whose bytecode is missing or stale writes __pycache__
     # outside the submission, the audit hook blocks it, and the learner's part is flagged.
@@ -79,8 +95,6 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     import course_lib.grading.guards  # noqa: F401
-    import course_lib.nn.attention  # noqa: F401
-    import course_lib.nn.masks  # noqa: F401
     from course_lib.grading import integrity
     from ipykernel.kernelapp import IPKernelApp
 
@@ -88,11 +102,11 @@ def main(argv: list[str] | None = None) -> None:
 
     platform.platform()  # caches `uname -p`, which debugpy would otherwise spawn after the audit hook is on
     route_warnings_to_stdout()
-    integrity.snapshot()
+    integrity.snapshot(watched)  # imports the assignment's reference modules, genuine
     if audit:
         integrity.install_audit(audit["protected"], audit["allowed"], audit["writable"])
     app = IPKernelApp.instance()
-    app.initialize(sys.argv[1:] if argv is None else argv)
+    app.initialize(argv)
     integrity.install_monitor(app.shell)
     app.start()
 

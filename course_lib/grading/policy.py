@@ -9,7 +9,8 @@ learner cannot change once submitted. Each rule targets one way of gaming the gr
 * ``helper``    redefining a helper that the read-only cells define (``def check(...)``)
 * ``hooks``     tracing/profiling hooks, torch-function modes, IPython's hooks, ``sys.modules``
 * ``dynamic``   ``exec``/``eval``/``compile``/``__import__``/``importlib``/``gc``/``inspect``
-* ``shortcut``  the functions the exercise must not call (fused attention, ``course_lib``)
+* ``shortcut``  the functions and modules the assignment forbids; each assignment declares
+  its own in its notebook's metadata (``rules.py``), read here from the release
 * ``files``     listing directories, or paths that leave the submission directory
 * ``process``   shells, subprocesses, threads and the network
 
@@ -25,16 +26,18 @@ from dataclasses import asdict, dataclass
 from nbformat import NotebookNode
 
 from .parts import cell_parts, is_locked, parts_of
+from .rules import AssignmentRules, rules_of
 
-SHORTCUT_NAMES = {"scaled_dot_product_attention", "naive_attention", "fused_attention", "flash_attention"}
-SHORTCUT_MODULES = {"course_lib"}
 DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__", "globals", "breakpoint"}
 DYNAMIC_MODULES = {"importlib", "gc", "inspect", "builtins", "runpy", "pickle", "marshal", "code", "codeop"}
 PROCESS_MODULES = {"subprocess", "multiprocessing", "threading", "_thread", "concurrent", "socket", "urllib",
                    "http", "requests", "ftplib", "smtplib", "asyncio", "pty", "signal"}
 HOOK_ATTRS = {"settrace", "setprofile", "addaudithook", "_getframe", "_DisableTorchFunction",
-              "_DisableTorchFunctionSubclass", "TorchFunctionMode", "set_trace", "excepthook", "displayhook"}
+              "_DisableTorchFunctionSubclass", "TorchFunctionMode", "set_trace", "excepthook", "displayhook",
+              "TorchDispatchMode", "_python_dispatch", "_disable_current_modes"}
 HOOK_DOTTED = {"sys.modules", "sys.meta_path", "sys.path_hooks", "torch.overrides", "torch._C"}
+# Modules whose import alone hands over the switches of torch's function and dispatch modes.
+HOOK_MODULES = {"torch.overrides", "torch._C", "torch.utils._python_dispatch"}
 # Names that only ever mean "touch the file system" (str.replace and list.remove are left alone).
 FILE_CALLS = {"listdir", "scandir", "walk", "glob", "iglob", "iterdir", "rglob", "system", "popen", "fork",
               "execv", "execve", "execvp", "execl", "spawnv", "chdir", "symlink", "rmtree", "unlink", "rmdir",
@@ -113,8 +116,9 @@ def _looks_like_path(text: str) -> bool:
 
 
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, helpers: set[str], modules: dict[str, str]):
+    def __init__(self, helpers: set[str], modules: dict[str, str], rules: AssignmentRules = AssignmentRules()):
         self.helpers, self.modules = helpers, dict(modules)
+        self.shortcut_names, self.shortcut_modules = rules.forbidden_names, rules.forbidden_modules
         self.found: list[tuple[str, str]] = []
 
     def flag(self, rule: str, message: str) -> None:
@@ -131,8 +135,10 @@ class _Scanner(ast.NodeVisitor):
     # -- imports ---------------------------------------------------------------------------
     def _check_module(self, name: str) -> None:
         top = name.split(".")[0]
-        if top in SHORTCUT_MODULES:
+        if top in self.shortcut_modules:
             self.flag("shortcut", f"imports `{name}`: the exercise is to write this yourself, not to call the library")
+        elif any(name == m or name.startswith(m + ".") for m in HOOK_MODULES):
+            self.flag("hooks", f"imports `{name}`, which can switch off the grader's checks")
         elif top in DYNAMIC_MODULES:
             self.flag("dynamic", f"imports `{name}`, which can change how the tests run")
         elif top in PROCESS_MODULES:
@@ -149,7 +155,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         self._check_module(node.module or "")
         for alias in node.names:
-            if alias.name in SHORTCUT_NAMES:
+            if alias.name in self.shortcut_names:
                 self.flag("shortcut", f"imports `{alias.name}`, which this exercise forbids")
             bound = alias.asname or alias.name
             if bound in self.helpers or bound in self.modules:
@@ -205,7 +211,7 @@ class _Scanner(ast.NodeVisitor):
 
     # -- uses ------------------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id in SHORTCUT_NAMES:
+        if node.id in self.shortcut_names:
             self.flag("shortcut", f"uses `{node.id}`, which this exercise forbids")
         elif node.id in DYNAMIC_CALLS:
             self.flag("dynamic", f"uses `{node.id}`, which can hide what the code does")
@@ -217,7 +223,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         dotted = _dotted(node)
         root = self.modules.get(_root_name(node) or "", "").split(".")[0]
-        if node.attr in SHORTCUT_NAMES:
+        if node.attr in self.shortcut_names:
             self.flag("shortcut", f"uses `{dotted or node.attr}`, which this exercise forbids")
         elif node.attr in HOOK_ATTRS or any(dotted.startswith(d) for d in HOOK_DOTTED):
             self.flag("hooks", f"uses `{dotted or node.attr}`, which can switch off the grader's checks")
@@ -243,8 +249,10 @@ class _Scanner(ast.NodeVisitor):
 
 
 def scan(nb: NotebookNode, release: NotebookNode) -> list[Finding]:
-    """Findings in the learner's own code cells of ``nb`` (a repaired submission)."""
+    """Findings in the learner's own code cells of ``nb`` (a repaired submission); the
+    assignment's forbidden calls come from ``release``, never from the learner's copy."""
     helpers, modules = protected_names(release)
+    rules = rules_of(release)
     parts = parts_of(release)
     owners = cell_parts(nb, parts)
     findings = []
@@ -255,7 +263,7 @@ def scan(nb: NotebookNode, release: NotebookNode) -> list[Finding]:
             tree = ast.parse(_to_python(cell.source))
         except SyntaxError:
             continue  # it fails when it runs; that is the learner's error, not cheating
-        scanner = _Scanner(helpers, modules)
+        scanner = _Scanner(helpers, modules, rules)
         scanner.visit(tree)
         findings += [Finding(rule, msg, owners[index] or None, index) for rule, msg in scanner.found]
     return findings

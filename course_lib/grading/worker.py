@@ -32,6 +32,8 @@ def _config(root: Path, job: dict):
     from traitlets.config import Config
 
     from .execute import SandboxExecute
+    from .kernel import WATCHED_ARG
+    from .rules import rules_of
     from .sandbox import KERNEL_NAME
 
     c = Config()
@@ -45,7 +47,9 @@ def _config(root: Path, job: dict):
     c.SandboxExecute.memory_bytes = int(job.get("memory_bytes") or 0)
     c.SandboxExecute.startup_timeout = 120
     c.SandboxExecute.iopub_timeout = 10
-    c.SandboxExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+    # The assignment's reference modules, from the release (the learner's copy could edit them).
+    watched = rules_of(nbformat.read(job["release_notebook"], as_version=4)).watched_json()
+    c.SandboxExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:", f"{WATCHED_ARG}{watched}"]
     c.SandboxExecute.shutdown_kernel = "immediate"  # nothing to save; a graceful stop costs seconds per notebook
     return c
 

@@ -6,15 +6,25 @@ import json
 
 import pytest
 
-from course_lib.grading import generate_release
+from course_lib.grading import generate_releases
 from tests.nbgrader_helpers import EXERCISES, ROOT, SOLUTIONS, assignments
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def fresh_releases(tmp_path_factory):
+    """Every assignment released once, by one nbgrader process."""
+    out = tmp_path_factory.mktemp("releases")
+    generate_releases(SOLUTIONS, assignments(), out)
+    return out
+
+
+# One worker runs them all, so that the module fixture releases once per test run.
+@pytest.mark.xdist_group("release")
 @pytest.mark.parametrize("name", assignments())
-def test_release_matches_fresh_generate(name, tmp_path):
-    generate_release(SOLUTIONS, name, tmp_path)
+def test_release_matches_fresh_generate(name, fresh_releases):
+    tmp_path = fresh_releases
     fresh = sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file())
     committed = sorted(p.relative_to(EXERCISES / name) for p in (EXERCISES / name).rglob("*") if p.is_file())
     assert fresh == committed, f"exercises/{name} holds other files than a fresh release: run `make release`"

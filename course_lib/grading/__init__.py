@@ -6,6 +6,6 @@ processes (``repair``, ``policy``, nbgrader's Autograde with ``execute``, ``resu
 kernels in the ``sandbox`` (``kernel``, ``integrity``) -> ``merge``, ``feedback``, ``state``.
 ``guards`` and ``integrity`` are imported by hidden tests inside the grading kernel.
 """
-from .release import generate_release, release_all
+from .release import generate_release, generate_releases, release_all
 
-__all__ = ["generate_release", "release_all"]
+__all__ = ["generate_release", "generate_releases", "release_all"]

@@ -27,7 +27,7 @@ def generate_releases(solutions_dir: Path, assignments: list[str], out_dir: Path
     known = list_assignments(Path(solutions_dir))
     unknown = [name for name in assignments if name not in known]
     if unknown:
-        raise ValueError(f"unknown assignment(s) {unknown}; known: {known}")
+        raise ValueError(f"unknown assignment {', '.join(map(repr, unknown))}; known: {known}")
     with tempfile.TemporaryDirectory(prefix="course-release-") as tmp:
         root = Path(tmp)
         for name in assignments:

@@ -35,7 +35,7 @@ def test_a_page_that_never_ran_says_how_to_fix_it(tmp_path):
 
 def test_the_fingerprint_covers_the_library_and_the_benchmark_results():
     inputs = {p.relative_to(book_build.REPO).as_posix() for p in book_build._inputs()}
-    assert "course_lib/nn/attention.py" in inputs and "course_lib/recipes/recall.py" in inputs
+    assert "course_lib/nn/attention.py" in inputs and "course_lib/recipes/rnn_vs_transformer.py" in inputs
     assert any(p.startswith("benchmarks/results/") for p in inputs)
     assert not any("/grading/" in p for p in inputs), "grading code does not change what a page computes"
     assert len(book_build.fingerprint()) == 64

@@ -1,6 +1,6 @@
 """The decoder chapter's claims, read from the executed page (book/decoder.md): its tiny GPT,
 decoding strategies, KV cache, control codes and chat fine-tuning, run through
-course_lib/recipes/gpt.py. Thresholds sit below what was measured, so a test fails when the
+course_lib/recipes/decoder.py. Thresholds sit below what was measured, so a test fails when the
 recipe stops learning or a sentence of the page stops being true, not on noise."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from course_lib.book_build import page_values
 from course_lib.data.translation import number_words
-from course_lib.recipes import gpt
+from course_lib.recipes import decoder as recipe
 
 # The built book: one xdist worker runs these, first (see tests/conftest.py).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
@@ -35,7 +35,7 @@ def test_tiny_gpt_clearly_beats_the_unigram_baseline(page):
     run = page["gpt"]
     # A property of the data: the unigram cross-entropy of the validation docstrings.
     assert run["unigram"] == pytest.approx(3.28, abs=0.02)
-    assert run["uniform"] == pytest.approx(math.log(gpt.DocsTokenizer().vocab_size))
+    assert run["uniform"] == pytest.approx(math.log(recipe.DocsTokenizer().vocab_size))
     # "reaches a validation loss well below the unigram baseline". Measured: 2.28 against 3.28.
     assert run["val_loss"] < run["unigram"] - 0.6, run["val_loss"]
     # "The loss starts at the uniform guess, as the initialisation intended"
@@ -109,7 +109,7 @@ def test_control_codes_steer_the_text(page):
 
 def test_chat_fine_tuning_answers_held_out_questions(page):
     chat = page["chat"]
-    words = set(number_words("en", gpt.CHAT_MAX_NUMBER))
+    words = set(number_words("en", recipe.CHAT_MAX_NUMBER))
     # "Before fine-tuning the model ... rambles until the length limit" (48 new tokens).
     assert all(len(answer) >= 48 and answer not in words for answer in chat["before"]), chat["before"]
     # "After 150 steps it answers in the format, in number words": every question the page shows.
@@ -120,6 +120,6 @@ def test_chat_fine_tuning_answers_held_out_questions(page):
     # "it maps part of the held-out numbers exactly to their words"
     assert chat["exact_match"] >= 0.15, chat["exact_match"]
     # "most of its misses are still words of other numbers; the rest are near-misses in spelling"
-    spellings = number_words("en", gpt.CHAT_MAX_NUMBER)
+    spellings = number_words("en", recipe.CHAT_MAX_NUMBER)
     misses = [a for a, n in zip(chat["spelled"], chat["held_out"]) if a != spellings[n]]
     assert sum(a in words for a in misses) > len(misses) / 2, misses

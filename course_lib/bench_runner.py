@@ -1,5 +1,8 @@
 """``course bench``: run the ratio benchmarks in ``benchmarks/bench_*.py``.
 
+``benchmarks/`` is a package: each module is imported as ``benchmarks.bench_<name>`` with the
+repository root (the CLI's ``--root``) on ``sys.path``.
+
 Each benchmark module has ``NAME``, ``run(quick, device) -> dict`` and ``plot(result, path)``.
 Results land in ``benchmarks/results/<name>.json`` with a Markdown table and a PNG plot,
 which the efficiency chapter loads. A module whose ``run`` also takes ``smoke`` can run every
@@ -8,8 +11,9 @@ results go to a temporary folder unless ``--out`` names one.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import inspect
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +32,19 @@ def discover(bench_dir: Path) -> dict[str, Path]:
 
 
 def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"course_bench_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """Import ``benchmarks.bench_<name>`` by name, with the repository root (``--root``) on ``sys.path``,
+    so that benchmarks import each other and their helpers as a package."""
+    package = path.parent.resolve()
+    if not (package / "__init__.py").is_file():
+        raise ValueError(f"{package} has no __init__.py: the benchmarks are imported as the package "
+                         f"{package.name!r}")
+    if str(package.parent) not in sys.path:
+        sys.path.insert(0, str(package.parent))
+    module = importlib.import_module(f"{package.name}.{path.stem}")
+    found = Path(module.__file__).resolve().parent
+    if found != package:  # another package of that name was imported first or comes first on sys.path
+        raise ValueError(f"{package.name}.{path.stem} was imported from {found}, not from {package}; "
+                         f"run `course bench` from the repository root or pass --root")
     return module
 
 

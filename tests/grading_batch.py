@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 RESERVATION = 64 << 30
 DUE = "2024-03-02 12:00:00 UTC"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from course_lib.grading.check import check_notebook
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 COURSE = [sys.executable, "-m", "course_lib.cli", "check"]
 

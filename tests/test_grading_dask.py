@@ -22,7 +22,7 @@ import pytest
 from course_lib.grading import dask_pool, merge
 from course_lib.grading.grade import GradeOptions, grade_assignment
 from course_lib.grading.sandbox import SandboxConfig
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 SLEEP_SECONDS = 8
 # Sorted by name, as `course grade` finds them: the sleeper is the first task the cluster gets.

@@ -14,7 +14,7 @@ import pytest
 
 from course_lib.grading import merge
 from course_lib.grading.grade import grade_assignment
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 from tests.grading_batch import result_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading_batch")]  # one batch, one xdist worker

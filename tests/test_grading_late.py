@@ -17,7 +17,7 @@ from nbgrader.plugins import LateSubmissionPlugin
 
 from course_lib.grading import collect, late, merge
 from course_lib.grading.grade import grade_assignment
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 from tests.grading_batch import DUE, copy_course, result_of
 
 

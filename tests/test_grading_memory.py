@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from course_lib.grading import memory
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 # A "kernel" whose child writes its pid where the test can read it, then touches 400 MB.
 PARENT = ("import subprocess, sys, time\n"

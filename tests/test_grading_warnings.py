@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests import grading_cases as cases
+from benchmarks import grading_cases as cases
 
 WARN = ("import warnings\nfrom course_lib.grading.kernel import route_warnings_to_stdout\n"
         "route_warnings_to_stdout()\n"

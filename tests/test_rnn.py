@@ -5,9 +5,8 @@ The wrappers have two implementations, ``impl="naive"`` (the step loop autograd 
 parity test runs both."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -300,11 +299,7 @@ def test_bad_constructor_arguments():
 
 
 def _load_benchmark(name: str):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"bench_{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.bench_{name}")
 
 
 def test_gpu_benchmark_runs_at_smoke_sizes_and_skips_without_cuda(tmp_path):

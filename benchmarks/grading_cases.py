@@ -1,4 +1,5 @@
-"""Submissions for the grading tests, built from the released attention notebook.
+"""Submissions for the grading tests and the grading benchmarks, built from the released
+attention notebook (``from benchmarks import grading_cases as cases``).
 
 Each builder returns the bytes of a notebook a learner could hand in: the release with the
 solution cells filled in (correctly unless told otherwise), extra cells inserted after a

@@ -124,3 +124,29 @@ def test_unknown_config_options_raise_value_error():
     with pytest.raises(ValueError, match="norm"):
         EncoderDecoder(EncoderDecoderConfig(vocab_size=20, embed_dim=16, num_heads=2, hidden_dim=32,
                                             norm="batchnorm"))
+
+
+def test_t5_initialisation_follows_mesh_tensorflow():
+    """A T5 built from scratch (the converter's options) gets T5's own scaled normals, and so
+    starts predicting near-uniformly: its first loss is close to ln(v)."""
+    import math
+
+    torch.manual_seed(0)
+    e, h, f, v = 64, 4, 256, 500
+    options = dict(EncoderDecoder.from_hf(t5("cpu")).config.__dict__)
+    options.update(vocab_size=v, embed_dim=e, num_heads=h, hidden_dim=f, num_encoder_layers=2,
+                   num_decoder_layers=2, dropout=0.0, pad_id=0, eos_id=1, decoder_start_id=0, bos_id=None)
+    model = EncoderDecoder(EncoderDecoderConfig(**options))
+    assert model.config.init_scheme == "t5"
+    block = model.encoder_blocks[0]
+    expected = {"token": (model.token_embed.weight, 1.0), "q": (block.self_attn.q_proj.weight, (e * e / h) ** -0.5),
+                "k": (block.self_attn.k_proj.weight, e ** -0.5), "out": (block.self_attn.out_proj.weight, e ** -0.5),
+                "up": (block.ffn.up_proj.weight, e ** -0.5), "down": (block.ffn.down_proj.weight, f ** -0.5)}
+    for name, (weight, std) in expected.items():
+        assert abs(weight.std().item() / std - 1) < 0.1, f"{name}: std {weight.std().item():.4f}, T5 uses {std:.4f}"
+    src, tgt = torch.randint(2, v, (8, 12)), torch.randint(2, v, (8, 10))
+    with torch.no_grad():
+        loss = model.loss(src, tgt).item()
+    assert abs(loss - math.log(v)) < 1.0, f"first loss {loss:.2f}, ln(v) = {math.log(v):.2f}"
+    with pytest.raises(ValueError, match="init_scheme"):
+        EncoderDecoder(EncoderDecoderConfig(vocab_size=20, embed_dim=16, num_heads=2, hidden_dim=32, init_scheme="xavier"))

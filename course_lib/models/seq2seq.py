@@ -72,6 +72,7 @@ class EncoderDecoderConfig:
     eos_id: int = 2
     decoder_start_id: int = 2
     init_std: float | None = 0.02  # BART's initialisation (init_weights); None keeps PyTorch's defaults
+    init_scheme: str = "bart"  # or "t5": Mesh TensorFlow's scaled normals (init_weights)
     # The family's options; the defaults are BART's.
     norm_first: bool = False  # pre-norm blocks (T5, Pegasus) instead of post-norm
     positions: str = "learned"  # read from position_offset; "sinusoidal" (Pegasus) or "relative" (T5)
@@ -143,21 +144,41 @@ class EncoderDecoder(nn.Module):
             self.init_weights(c.init_std)
 
     def init_weights(self, std: float = 0.02) -> None:
-        """BART's initialisation, in place, as its reference code does it (fairseq, and Hugging
-        Face's port): weight matrices and embeddings N(0, std), biases 0, norms 1, the padding
-        row 0. PyTorch's defaults (unit-variance embeddings, tied to the output) start with a
-        loss far above ``ln(v)``; this starts near it. (T5 and Pegasus are only converted here,
-        not trained, so they get the same.)"""
+        """The family's own initialisation, in place (``config.init_scheme``).
+
+        ``"bart"``, as BART's reference code does it (fairseq, and Hugging Face's port): weight
+        matrices and embeddings N(0, std), biases 0, norms 1, the padding row 0. PyTorch's
+        defaults (unit-variance embeddings, tied to the output) start with a loss far above
+        ``ln(v)``; this starts near it. Pegasus uses the same.
+
+        ``"t5"``, as T5's Mesh TensorFlow code does it (``std`` unused): each matrix N(0, 1/fan_in),
+        except the query projection, whose extra ``1/sqrt(d)`` stands in for the attention scale
+        T5 leaves out; embeddings N(0, 1), whose logits the tied head brings back to unit scale
+        (``scale_head``); the relative-position bias N(0, 1/e); norms 1.
+        """
+        c = self.config
+        if c.init_scheme not in ("bart", "t5"):
+            raise ValueError(f"init_scheme must be 'bart' or 't5', got {c.init_scheme!r}")
         with torch.no_grad():
             for name, param in self.named_parameters():
                 if param.dim() >= 2:
-                    param.normal_(0.0, std)
+                    param.normal_(0.0, self._t5_std(name, param) if c.init_scheme == "t5" else std)
                 elif name.endswith("norm.weight"):
                     param.fill_(1.0)
                 else:
                     param.zero_()
             if self.token_embed.padding_idx is not None:
                 self.token_embed.weight[self.token_embed.padding_idx].zero_()
+
+    def _t5_std(self, name: str, param: Tensor) -> float:
+        e, head_dim = self.config.embed_dim, self.config.embed_dim // self.config.num_heads
+        if name in ("token_embed.weight", "lm_head.weight"):
+            return 1.0
+        if name.endswith("pos_bias.weight"):
+            return e ** -0.5
+        if name.endswith("q_proj.weight"):
+            return (e * head_dim) ** -0.5
+        return param.shape[1] ** -0.5  # nn.Linear's weight is (out, in): 1 / sqrt(fan_in)
 
     def _embed(self, ids: Tensor, stack: str, offset: int = 0) -> Tensor:
         """``ids (b t)`` -> the input of the ``stack``'s first block ``(b t e)``; ``offset`` is

@@ -66,7 +66,7 @@ def convert(hf_model) -> tuple[dict, dict[str, Tensor]]:
         ffn="gated" if c.is_gated_act else "mlp", pad_id=c.pad_token_id, bos_id=getattr(c, "bos_token_id", None),
         eos_id=c.eos_token_id, decoder_start_id=c.pad_token_id if start is None else start,  # T5 starts with pad
         norm_first=True, positions="relative", norm="rmsnorm", embed_norm=False, final_norm=True, attn_scale=1.0,
-        bias=False, tie_head=tied,
+        bias=False, tie_head=tied, init_scheme="t5",
         # HF's T5 rescales when its config says so; mT5's model class never does.
         scale_head=name == "T5ForConditionalGeneration" and bool(getattr(c, "scale_decoder_outputs", tied)),
         num_buckets=c.relative_attention_num_buckets, max_distance=c.relative_attention_max_distance,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ._rules import require, strip_prefix
+from .gpt2 import pop_block
 
 # OpenAI GPT's own activation table: its "gelu" is the tanh approximation.
 _ACTIVATIONS = {"gelu": "gelu_tanh", "relu": "relu"}
@@ -30,21 +31,8 @@ def convert(hf_model) -> tuple[dict, dict[str, Tensor]]:
     lm_head = sd.pop("lm_head.weight")
     if not c.tie_word_embeddings:
         out["lm_head.weight"] = lm_head
-    for i in range(c.n_layer):
-        p, q = f"h.{i}.", f"blocks.{i}."
-        # Conv1D: y = x @ W + b with W (in, out), so nn.Linear's weight is W^T.
-        w_qkv, b_qkv = sd.pop(p + "attn.c_attn.weight").t(), sd.pop(p + "attn.c_attn.bias")
-        for j, proj in enumerate(("q_proj", "k_proj", "v_proj")):
-            out[q + f"self_attn.{proj}.weight"] = w_qkv[j * e:(j + 1) * e]
-            out[q + f"self_attn.{proj}.bias"] = b_qkv[j * e:(j + 1) * e]
-        for src, dst in (("attn.c_proj", "self_attn.out_proj"), ("mlp.c_fc", "ffn.up_proj"),
-                         ("mlp.c_proj", "ffn.down_proj")):
-            out[q + dst + ".weight"] = sd.pop(p + src + ".weight").t()
-            out[q + dst + ".bias"] = sd.pop(p + src + ".bias")
-        # Post-norm: ln_1 follows the attention's residual addition, ln_2 the MLP's.
-        for src, dst in (("ln_1", "self_attn_norm"), ("ln_2", "ffn_norm")):
-            for param in ("weight", "bias"):
-                out[q + f"{dst}.{param}"] = sd.pop(p + f"{src}.{param}")
+    for i in range(c.n_layer):  # post-norm: ln_1 follows the attention's residual addition, ln_2 the MLP's
+        out.update(pop_block(sd, i, e))
     leftover = [k for k in sd if not k.endswith(".attn.bias")]  # the causal-mask buffer of old checkpoints
     require(not leftover, f"GPT-1: unconverted checkpoint keys {leftover}")
     return config, {k: v.detach().clone().contiguous() for k, v in out.items()}

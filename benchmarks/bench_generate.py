@@ -10,27 +10,12 @@ which replays each decoding step as one CUDA graph.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
-from course_lib.bench import environment
+from course_lib.bench import environment, timed_call
 from course_lib.models import Decoder
 
 NAME = "generate"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_once(fn, device: torch.device) -> tuple[float, torch.Tensor]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
 
 
 def gpt2_pair(shape: dict, device: torch.device, dtype: torch.dtype):
@@ -99,7 +84,7 @@ def _run(quick: bool, device: torch.device, smoke: bool) -> dict:
                 fn()  # warm-up: allocation, kernel selection
             for _ in range(rounds):  # alternate, so that a burst of load hits every variant
                 for name, fn in runs.items():
-                    t, outs[name] = _time_once(fn, device)
+                    t, outs[name] = timed_call(fn, device)
                     times[name].append(t)
         best = {name: min(ts) for name, ts in times.items()}
         row = {"batch": batch, "new_tokens": new_tokens, "dtype": str(dtype).removeprefix("torch.")}

@@ -7,12 +7,10 @@ Goal: ours at most 1.0x the time of Hugging Face's.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 
-from course_lib.bench import environment
+from course_lib.bench import environment, timed_call
 from course_lib.models import Decoder
 
 NAME = "gpt_step"
@@ -45,16 +43,6 @@ def _step(model, optimizer, ids, hf: bool, amp: bool):
         return loss
 
     return run
-
-
-def _time_once(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def profile_table(fn, device: torch.device, rows: int = 10) -> str:
@@ -111,8 +99,8 @@ def _run(quick: bool, device: torch.device, smoke: bool) -> dict:
             step_ours(); step_theirs()  # warm-up
             times_ours, times_theirs = [], []
             for _ in range(rounds):
-                times_ours.append(_time_once(step_ours, device))
-                times_theirs.append(_time_once(step_theirs, device))
+                times_ours.append(timed_call(step_ours, device)[0])
+                times_theirs.append(timed_call(step_theirs, device)[0])
             t_ours, t_theirs = min(times_ours), min(times_theirs)
             params = sum(p.numel() for p in ours.parameters())
             if t_ours > t_theirs or smoke:  # a loss: record where each side spends its time

@@ -10,25 +10,12 @@ from Python costs more than running them.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
-from course_lib.bench import environment
+from course_lib.bench import environment, timed_call
 from course_lib.models import Decoder, DecoderConfig
 
 NAME = "kv_cache"
-
-
-def _time_once(fn, device: torch.device) -> tuple[float, torch.Tensor]:
-    """Seconds of one call of ``fn()``, and its output (to compare the variants)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start, out
 
 
 def run(quick: bool = False, device: torch.device = torch.device("cpu"), smoke: bool = False) -> dict:
@@ -70,7 +57,7 @@ def _run(quick: bool, device: torch.device, smoke: bool) -> dict:
         row, outs, best = {"new_tokens": new_tokens}, {}, {name: float("inf") for name in variants}
         for _ in range(repeats):  # alternate the variants, so that a burst of load hits all of them
             for name, kwargs in variants.items():
-                t, outs[name] = _time_once(lambda: model.generate(prompt, new_tokens, **kwargs), device)
+                t, outs[name] = timed_call(lambda: model.generate(prompt, new_tokens, **kwargs), device)
                 best[name] = min(best[name], t)  # the least disturbed run of the same work
         for name in variants:
             row[f"{name}_ms"] = best[name] * 1e3

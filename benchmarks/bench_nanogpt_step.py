@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-from course_lib.bench import environment
+from course_lib.bench import environment, timed_call
 from course_lib.models import Decoder, DecoderConfig
 
 NAME = "nanogpt_step"
@@ -68,16 +67,6 @@ def _step(model, optimizer, x, y, nanogpt: bool):
     return run
 
 
-def _time_once(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def run(quick: bool = False, device: torch.device = torch.device("cpu"), smoke: bool = False) -> dict:
     threads = torch.get_num_threads()
     if device.type == "cpu":
@@ -110,8 +99,8 @@ def _run(quick: bool, device: torch.device, smoke: bool) -> dict:
         # keep each side's fastest step: the least disturbed measurement of the same work.
         times_ours, times_theirs = [], []
         for _ in range(rounds):
-            times_ours.append(_time_once(step_ours, device))
-            times_theirs.append(_time_once(step_theirs, device))
+            times_ours.append(timed_call(step_ours, device)[0])
+            times_theirs.append(timed_call(step_theirs, device)[0])
         t_ours, t_theirs = min(times_ours), min(times_theirs)
         rows.append({
             "vocab": vocab, "embed_dim": embed_dim, "layers": layers, "T": block, "batch": batch,

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +41,18 @@ def environment(device: torch.device | str = "cpu") -> dict:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+def timed_call(fn: Callable[[], object], device: torch.device | str = "cpu") -> tuple[float, object]:
+    """Seconds of one call of ``fn()``, waiting for the device before and after, and its output."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
 
 
 def median_time(fn: Callable[[], object], min_run_time: float = 0.3) -> float:

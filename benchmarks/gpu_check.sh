@@ -87,11 +87,21 @@ fi
 # CPU cases of the fixed-shape decoding step instead, to check the command itself).
 TESTS="tests/test_gpu.py tests/test_attention.py tests/test_multi_head_attention.py tests/test_kv_cache.py
   tests/test_blocks.py tests/test_norm.py tests/test_models_decoder.py tests/test_models_seq2seq.py
-  tests/test_models_vit.py tests/test_models_clip.py tests/test_generate.py"
+  tests/test_models_vit.py tests/test_models_clip.py tests/test_generate.py tests/test_rnn.py
+  tests/test_attention_bias.py"
 SELECT="gpu or cuda"
 [ "$SMOKE" = 1 ] && SELECT="cpu and cuda_graph"
 # shellcheck disable=SC2086  # TESTS is a list of paths
 step tests 120 "$PY" -m pytest -q -p no:cacheprovider -p no:xdist $TESTS -k "$SELECT"
+
+# Grading under the CUDA build of torch (whose kernels once all scored 0): one assignment's
+# mistakes and alternatives through the whole pipeline, sandbox included, when nbgrader is there.
+if "$PY" -c "import nbgrader, nbclient" 2>/dev/null; then
+  step grading 150 "$PY" -m pytest -q -p no:cacheprovider -p no:xdist tests/test_embeddings_exercise.py \
+    tests/test_grading_warnings.py::test_warnings_go_to_stdout_not_stderr
+else
+  SUMMARY+=("grading: skipped (nbgrader is not installed)")
+fi
 
 MODE=""  # full sizes and repeats: the three fit in about three minutes on an H200
 [ "$SMOKE" = 1 ] && MODE="--smoke"
@@ -100,6 +110,10 @@ BENCHES="kv_cache"
 for b in $BENCHES $EXTRA; do
   step "bench $b" 150 "$PY" -m course_lib.cli bench "$b" --device "$DEVICE" --out "$RES" $MODE
 done
+# The step-loop RNNs launch a kernel per time step: the quick lengths (32, 128, 512) keep it short.
+# rnn has no smoke mode; nanogpt_step needs no Hugging Face.
+[ "$SMOKE" = 0 ] && step "bench rnn" 120 "$PY" -m course_lib.cli bench rnn --device "$DEVICE" --out "$RES" --quick
+step "bench nanogpt_step" 90 "$PY" -m course_lib.cli bench nanogpt_step --device "$DEVICE" --out "$RES" $MODE
 
 # The RNN-vs-Transformer benchmark is a script of its own (another chapter's), when present.
 for f in benchmarks/bench_rnn_vs_transformer_cuda.py benchmarks/bench_rnn_vs_transformer.py; do
@@ -118,7 +132,7 @@ log "== summary ($SECONDS s in all)"
 for line in "${SUMMARY[@]}"; do log "  $line"; done
 if [ "$OUT" != "$RES" ]; then
   tar czf "$OUT/gpu_results.tgz" -C "$RES" . && log "packed $(ls "$RES" | wc -l) result files into $OUT/gpu_results.tgz"
-  for name in generate kv_cache gpt_step rnn_vs_transformer; do
+  for name in generate kv_cache gpt_step rnn nanogpt_step rnn_vs_transformer; do
     suffix="_$DEVICE"
     [ "$DEVICE" = cpu ] && suffix=""
     [ -f "$RES/$name$suffix.md" ] && cp "$RES/$name$suffix.md" "$OUT/"

@@ -54,8 +54,10 @@ def test_bf16_autocast_training_step_on_cuda():
     config = DecoderConfig(vocab_size=64, embed_dim=64, num_layers=2, num_heads=4, hidden_dim=128, max_len=64)
     model = Decoder(config)
     seen = []
-    # The residual stream stays float32 under autocast; the matmuls inside run in bf16.
-    model.blocks[0].self_attn.q_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    # The residual stream stays float32 under autocast; the matmuls inside run in bf16. (The
+    # hook is on out_proj: in training q_proj's forward never runs, its weight joins one q/k/v
+    # matmul, and a hook on it saw nothing on the H200.)
+    model.blocks[0].self_attn.out_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
 
     def loss_fn(m, ids):
         logits = m(ids[:, :-1])

@@ -31,6 +31,63 @@ def use_hangul_font() -> str:
     return str(path)
 
 
+def describe_figure(fig, limit: int = 400) -> str:
+    """A figure in words, from what it already states: its title, and for each panel its
+    title, axis labels and legend entries. The book turns it into the image's alt text."""
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    sentences = ["A figure" + (f" with {len(panels)} panels" if len(panels) > 1 else "")]
+    if fig.get_suptitle():
+        sentences[0] += f": {fig.get_suptitle()}"
+    for number, ax in enumerate(panels, 1):
+        words = [ax.get_title() or ax.get_title(loc="left")]
+        words += [f"{axis} axis: {text}" for axis, text in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if text]
+        legend = ax.get_legend()
+        entries = [t.get_text() for t in legend.get_texts() if t.get_text()] if legend is not None else []
+        if entries:
+            words.append("lines: " + ", ".join(entries))
+        if ax.images:
+            words.append("an image or heat map")
+        words = [w for w in words if w]
+        if words:
+            sentences.append((f"Panel {number}: " if len(panels) > 1 else "") + "; ".join(words))
+    text = (". ".join(sentences) + ".").replace("$", "")  # titles may hold TeX: $d_k$ reads as d_k
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def book_figures(fmt: str = "retina") -> None:
+    """How the book's pages show matplotlib figures: sharp on high-DPI screens and described.
+
+    ``fmt="retina"`` sends PNGs at twice the resolution (shown at their usual size),
+    ``fmt="svg"`` vector drawings. Either way the figure's description
+    (:func:`describe_figure`) is written into the file's metadata, where the book's Sphinx
+    extension (``book/_ext/course_book.py``) finds it and makes it the image's alt text.
+    Outside IPython this does nothing.
+    """
+    if fmt not in ("retina", "svg"):
+        raise ValueError(f"fmt must be 'retina' or 'svg', got {fmt!r}")
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from IPython.core.pylabtools import print_figure, retina_figure
+    from matplotlib.figure import Figure
+
+    # pyplot's inline backend registers its own formatters when it starts: start it first.
+    shell.run_line_magic("matplotlib", "inline")
+    formatters = shell.display_formatter.formatters
+    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
+        formatters[mime].pop(Figure, None)
+    if fmt == "retina":
+        formatters["image/png"].for_type(
+            Figure, lambda fig: retina_figure(fig, base64=True, metadata={"Description": describe_figure(fig)}))
+    else:
+        formatters["image/svg+xml"].for_type(
+            Figure, lambda fig: print_figure(fig, "svg", metadata={"Description": describe_figure(fig)}))
+
+
 def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, cmap="viridis"):
     """Heat-map of one attention matrix ``(t, s)``: rows are queries, columns keys."""
     w = np.asarray(weights.detach().float().cpu() if hasattr(weights, "detach") else weights)

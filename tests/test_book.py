@@ -64,6 +64,19 @@ def test_no_page_prints_project_goal_lines(built_book):
                     f"{name} prints a goal line: {text[:200]!r}")
 
 
+def test_no_figure_is_missing_a_glyph(built_book):
+    """Matplotlib warns, in the cell's output, for every character its fonts cannot draw (an
+    empty box in the figure): Hangul without the NanumGothic fallback, for example."""
+    import nbformat
+
+    for name in toc_files():
+        notebook = nbformat.read(built_book.parent / "jupyter_execute" / f"{name}.ipynb", as_version=4)
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text", "")
+                assert "missing from font" not in text, f"{name} draws a character no font has: {text[:300]!r}"
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -101,6 +114,17 @@ def test_book_in_a_real_browser(built_book):
                     "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))",
                 ):
                     problems.append(f"{name}: an output scrolls sideways at 1280 px: {text!r}")
+                # Every figure is described (alt text) and sharp on a high-DPI screen: a vector
+                # drawing, or a bitmap with at least twice the pixels it is shown at.
+                for src, alt, natural, shown in page.eval_on_selector_all(
+                    "div.cell_output img",
+                    "els => els.map(e => [e.getAttribute('src'), e.getAttribute('alt') || '', e.naturalWidth, e.clientWidth])",
+                ):
+                    figure = src.rsplit("/", 1)[-1]
+                    if not alt or alt.endswith(figure) or alt.strip(". ") in ("A figure", ""):
+                        problems.append(f"{name}: figure {figure} has no description for its alt text: {alt!r}")
+                    if not src.endswith(".svg") and natural < 1.9 * shown:
+                        problems.append(f"{name}: figure {figure} is {natural} px wide, shown at {shown} px: blurry")
                 # On a phone the page itself never scrolls sideways (a code block may, in its own box).
                 page.set_viewport_size({"width": 390, "height": 844})
                 overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

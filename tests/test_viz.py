@@ -28,3 +28,46 @@ def test_hangul_is_drawn_with_the_installed_font():
         path = use_hangul_font()
         assert HANGUL_FONT in plt.rcParams["font.family"] and path.endswith(".ttf")
         assert _missing_glyph_warnings() == []
+
+
+def test_a_figure_is_described_by_its_titles_labels_and_legend():
+    from course_lib.viz import describe_figure
+
+    fig, (left, right) = plt.subplots(1, 2)
+    fig.suptitle("Training")
+    left.plot([3, 2, 1], label="train")
+    left.plot([3, 2.5, 2], label="validation")
+    left.set(title="MLM loss", xlabel="step", ylabel="loss $L$")
+    left.legend()
+    fig.colorbar(right.imshow([[0, 1], [1, 0]]), ax=right)
+    text = describe_figure(fig)
+    plt.close(fig)
+    assert text.startswith("A figure with 2 panels: Training.")  # the colour bar is not a panel
+    for part in ("Panel 1: MLM loss", "x axis: step", "y axis: loss L", "lines: train, validation",
+                 "Panel 2: an image or heat map"):
+        assert part in text, (part, text)
+    assert len(describe_figure(fig, limit=40)) == 40
+
+
+def test_the_description_travels_in_the_figure_file_to_the_alt_text(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from IPython.core.pylabtools import print_figure, retina_figure
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+    from course_book import figure_description
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    png, size = retina_figure(fig, metadata={"Description": "손실 곡선: loss & steps"})
+    svg = print_figure(fig, "svg", metadata={"Description": "a <drawing> & more"})
+    plain = print_figure(fig, "png")
+    plt.close(fig)
+    (tmp_path / "a.png").write_bytes(png)
+    (tmp_path / "b.svg").write_text(svg if isinstance(svg, str) else svg.decode())
+    (tmp_path / "c.png").write_bytes(plain)
+    assert figure_description(tmp_path / "a.png") == "손실 곡선: loss & steps"  # UTF-8: an iTXt chunk
+    assert figure_description(tmp_path / "b.svg") == "a <drawing> & more"
+    assert figure_description(tmp_path / "c.png") is None
+    assert set(size) == {"width", "height"}  # shown at half its pixels: sharp on high-DPI screens

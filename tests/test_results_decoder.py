@@ -105,6 +105,8 @@ def test_control_codes_steer_the_text(page):
     # Measured: 75% number words behind <num>, 12% behind <doc>.
     share = ctrl["number_share"]
     assert share["<num>"] > 0.6 and share["<doc>"] < 0.4, share
+    # "after only 100 steps some number words still leak into the prose"
+    assert share["<doc>"] > 0, share
 
 
 def test_chat_fine_tuning_answers_held_out_questions(page):

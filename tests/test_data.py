@@ -303,3 +303,14 @@ def test_discretize_round_trip():
     with pytest.raises(ValueError, match="pixels"):
         discretize(torch.tensor([17]))
     assert load("digits", levels=3)[0]["image_tokens"].max() <= 2
+
+
+def test_a_few_modules_give_a_small_corpus_by_the_same_rules():
+    from course_lib.data.text import module_docstrings, stdlib_docstrings
+
+    small = module_docstrings(["enum", "statistics"])
+    assert small and set(small) <= set(stdlib_docstrings())  # the same rules pick the same docstrings
+    train, val = corpus_text("train", modules=["enum", "statistics"]), corpus_text("val", modules=["enum", "statistics"])
+    assert train and val and len(train) + len(val) < len(corpus_text()) / 10
+    with pytest.raises(ValueError, match="no module 'not_a_module'"):
+        module_docstrings(["not_a_module"])

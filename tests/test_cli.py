@@ -67,4 +67,4 @@ def test_the_encoder_checkpoint_command_the_chapter_cites_exists():
     proc = subprocess.run([sys.executable, "-m", "course_lib.recipes.encoder", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "{electra,mlm}" in proc.stdout
+    assert "{electra,finetune,mlm}" in proc.stdout

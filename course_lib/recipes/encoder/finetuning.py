@@ -1,18 +1,20 @@
-"""Encoder fine-tuning (the encoder chapter): sentence and token classification from scratch.
+"""Encoder fine-tuning (the encoder chapter): a task head on a pre-trained encoder, or on a fresh one.
 
 Shape legend
     b  batch        t  tokens        classes  num_labels
 
-* ``train_sentiment`` sentence classification on ``load_dataset("sentiment")``, next to a
-                      bag-of-words baseline;
-* ``train_ner``       token classification on ``load_dataset("ner")``, scored by entity F1,
-                      next to a most-frequent-tag baseline.
-
-Both start a ``tiny_config`` BERT from BERT's initialisation and return ``(model, history, metrics)``.
+* ``task_data``       a task's labelled splits, tokenised with a checkpoint's WordPiece vocabulary;
+* ``new_classifier``  a ``tiny_config`` classifier whose encoder starts from BERT's initialisation
+                      (``init="scratch"``) or from a shipped checkpoint (``"mlm"``, ``"electra"``);
+* ``fine_tune``       trains every weight on the labelled examples and scores the validation split
+                      every ``eval_every`` steps: a learning curve;
+* ``score``           accuracy for sentiment; entity F1 for NER, by ``seqeval`` on the word-level tags;
+* ``bag_of_words_accuracy``, ``most_frequent_tag_f1``: context-free baselines on the same examples.
 """
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -21,59 +23,151 @@ from torch import Tensor, nn
 from ...constants import IGNORE_INDEX
 from ...data import ExampleDataset, entity_f1, load_dataset
 from ...models import EncoderForSequenceClassification, EncoderForTokenClassification
-from ...train import History, TrainConfig, train
-from .pretraining import tiny_config
+from ...train import TrainConfig, make_optimizer, warmup_cosine
+from .pretraining import MLMCorpus, load_checkpoint, tiny_config
+from .tasks import wordpiece_task
+
+INITS = ("scratch", "mlm", "electra")
 
 
-def _fine_tune_config(steps: int, seed: int, lr: float, progress: bool) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=32, lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.01,
-                       eval_every=max(1, steps // 5), eval_batches=None, eval_batch_size=200, seed=seed,
-                       progress=progress)
+def task_data(task: str, corpus: MLMCorpus, num_train: int, num_val: int = 400,
+              seed: int = 0) -> tuple[ExampleDataset, ExampleDataset]:
+    """``(train, val)`` of ``task`` over ``corpus``'s compact vocabulary; the validation split
+    does not depend on ``seed`` (the first ``num_val`` sentences of seed 0)."""
+    index, unk = corpus._index(), corpus.id("[UNK]")
+
+    def piece_ids(word: str) -> list[int]:
+        return [index.get(p, unk) for p in corpus.tokenizer.tokenize(word)]
+
+    ends = dict(cls_id=corpus.id("[CLS]"), sep_id=corpus.id("[SEP]"))
+    return (wordpiece_task(task, "train", piece_ids, seed=seed, num_examples=num_train, **ends),
+            wordpiece_task(task, "val", piece_ids, seed=0, num_examples=num_val, **ends))
 
 
-def _batches(data: ExampleDataset, size: int = 200):
-    for start in range(0, len(data), size):
-        yield data.collate_fn(data.examples[start:start + size])
+def new_classifier(task: str, corpus: MLMCorpus, init: str = "scratch", seed: int = 0,
+                   num_labels: int | None = None) -> nn.Module:
+    """A ``tiny_config`` sentence (``task="sentiment"``) or token classifier. Its head always starts
+    from BERT's initialisation; its encoder too (``"scratch"``) or from a checkpoint's encoder."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    num_labels = num_labels or {"sentiment": 2, "ner": 9}[task]
+    torch.manual_seed(seed)
+    cls = EncoderForSequenceClassification if task == "sentiment" else EncoderForTokenClassification
+    model = cls(tiny_config(corpus.vocab_size, num_labels=num_labels))
+    if init != "scratch":
+        pieces, state = _pretrained_encoder(init)
+        if pieces != corpus.pieces:
+            raise ValueError(f"the {init} checkpoint has another vocabulary than the data")
+        model.encoder.load_state_dict(state)
+    return model
+
+
+@lru_cache(maxsize=2)
+def _pretrained_encoder(init: str) -> tuple[list[str], dict[str, Tensor]]:
+    """The checkpoint's vocabulary and its encoder's weights (for ELECTRA, the discriminator's)."""
+    model, corpus, _, _ = load_checkpoint(init)
+    encoder = model.encoder if init == "mlm" else model.discriminator.encoder
+    return corpus.pieces, encoder.state_dict()
+
+
+def classification_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """Cross-entropy of a sentence label (``label``) or of the labelled pieces (``labels``)."""
+    logits = model(batch["input_ids"])  # b classes, or b t classes
+    if "label" in batch:
+        return F.cross_entropy(logits, batch["label"])
+    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
 
 
 @torch.no_grad()
-def classify(model: nn.Module, data: ExampleDataset) -> tuple[Tensor, Tensor]:
-    """``(predicted, labels)`` over a whole dataset: ``(n,)`` for sentences, ``(n t)`` per token."""
+def classify(model: nn.Module, data: ExampleDataset, batch_size: int = 200) -> tuple[list, list]:
+    """``(predicted, gold)`` label ids: one per sentence, or one list per sentence of the
+    word-level tags (the positions whose gold label is not ``IGNORE_INDEX``)."""
     model.eval()
     device = next(model.parameters()).device
-    preds, golds = [], []
-    width = max(len(e["input_ids"]) for e in data.examples)
-    for batch in _batches(data):
-        logits = model(batch["input_ids"].to(device)).cpu()
-        gold = batch["label"] if "label" in batch else batch["labels"]
-        if gold.dim() == 2:  # pad every batch to the same width so they concatenate
-            logits = F.pad(logits, (0, 0, 0, width - logits.shape[1]))
-            gold = F.pad(gold, (0, width - gold.shape[1]), value=IGNORE_INDEX)
-        preds.append(logits.argmax(-1))
-        golds.append(gold)
-    return torch.cat(preds), torch.cat(golds)
+    predicted, gold = [], []
+    for start in range(0, len(data), batch_size):
+        batch = data.collate_fn(data.examples[start:start + batch_size])
+        guess = model(batch["input_ids"].to(device)).argmax(-1).cpu()
+        if "label" in batch:
+            predicted += guess.tolist()
+            gold += batch["label"].tolist()
+            continue
+        for row, labels in zip(guess, batch["labels"]):
+            keep = labels != IGNORE_INDEX
+            predicted.append(row[keep].tolist())
+            gold.append(labels[keep].tolist())
+    return predicted, gold
 
 
-def train_sentiment(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool = False,
-                    **config) -> tuple[EncoderForSequenceClassification, History, dict]:
-    """A tiny BERT trained from BERT's random initialisation to classify reviews.
+def score(model: nn.Module, data: ExampleDataset) -> dict[str, float]:
+    """Sentiment: ``accuracy``. NER: ``seqeval``'s entity ``f1``, ``precision`` and ``recall`` on the
+    word-level tags, and ``course_f1``, the same F1 by ``course_lib.data.entity_f1``."""
+    predicted, gold = classify(model, data)
+    if not isinstance(gold[0], list):
+        return {"accuracy": sum(p == g for p, g in zip(predicted, gold)) / len(gold)}
+    from seqeval.metrics import f1_score, precision_score, recall_score
 
-    ``metrics``: ``val_accuracy`` and, side by side, ``bag_of_words_accuracy``: a logistic
-    regression on word counts, which cannot see word order ("not good", "... but ...").
+    names = data.label_names
+    y_pred = [[names[i] for i in row] for row in predicted]
+    y_true = [[names[i] for i in row] for row in gold]
+    width = max(map(len, gold))
+    pad = lambda rows: torch.tensor([r + [IGNORE_INDEX] * (width - len(r)) for r in rows])  # noqa: E731
+    quiet = dict(zero_division=0)  # no entity predicted yet (an untrained tagger): 0, without a warning
+    return {"f1": float(f1_score(y_true, y_pred, **quiet)),
+            "precision": float(precision_score(y_true, y_pred, **quiet)),
+            "recall": float(recall_score(y_true, y_pred, **quiet)),
+            "course_f1": entity_f1(pad(predicted), pad(gold), names)["f1"]}
+
+
+def fine_tune(model: nn.Module, train_data: ExampleDataset, val_data: ExampleDataset, steps: int = 300,
+              seed: int = 0, lr: float = 1e-3, batch_size: int = 32,
+              eval_every: int = 25) -> tuple[nn.Module, dict[str, list], dict[str, float]]:
+    """Train every weight of ``model`` with AdamW (warm-up, then cosine) on ``train_data``.
+
+    Returns ``(model, curve, metrics)``: ``curve`` holds ``step`` and, for each metric of
+    ``score``, its validation value before training and every ``eval_every`` steps.
     """
-    train_data, val_data = load_dataset("sentiment", "train", seed), load_dataset("sentiment", "val", seed)
-    torch.manual_seed(seed)
-    model = EncoderForSequenceClassification(tiny_config(len(train_data.vocab), num_labels=2, **config))
-    history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
-                    loss_fn=lambda m, b: F.cross_entropy(m(b["input_ids"]), b["label"]))
-    predicted, labels = classify(model, val_data)
-    return model.eval(), history, {"val_accuracy": (predicted == labels).float().mean().item(),
-                                   "bag_of_words_accuracy": bag_of_words_accuracy(train_data, val_data)}
+    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=max(1, steps // 10),
+                         weight_decay=0.01, seed=seed)
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, steps, config.min_lr_ratio))
+    curve: dict[str, list] = {"step": []}
+
+    def evaluate_at(step: int) -> None:
+        curve["step"].append(step)
+        for name, value in score(model, val_data).items():
+            curve.setdefault(name, []).append(value)
+
+    evaluate_at(0)
+    generator = torch.Generator().manual_seed(seed)
+    step = 0
+    while step < steps:  # a small training set takes many epochs; each is reshuffled
+        order = torch.randperm(len(train_data), generator=generator).tolist()
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            model.train()
+            batch = train_data.collate_fn([train_data.examples[i] for i in order[start:start + batch_size]])
+            loss = classification_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step % eval_every == 0 or step == steps:
+                evaluate_at(step)
+            if step == steps:
+                break
+    return model.eval(), curve, {name: values[-1] for name, values in curve.items() if name != "step"}
 
 
-def bag_of_words_accuracy(train_data: ExampleDataset, val_data: ExampleDataset) -> float:
-    """Validation accuracy of a logistic regression on word counts (order thrown away)."""
+def bag_of_words_accuracy(num_train: int, num_val: int = 400, seed: int = 0) -> float:
+    """Validation accuracy of a logistic regression on word counts (order thrown away), trained on
+    the same ``num_train`` reviews as ``task_data``."""
     from sklearn.linear_model import LogisticRegression
+
+    train_data = load_dataset("sentiment", "train", seed, num_examples=num_train)
+    val_data = load_dataset("sentiment", "val", 0, num_examples=num_val)
 
     def counts(data: ExampleDataset) -> Tensor:
         x = torch.zeros(len(data), len(data.vocab))
@@ -86,36 +180,16 @@ def bag_of_words_accuracy(train_data: ExampleDataset, val_data: ExampleDataset) 
     return float(classifier.score(counts(val_data).numpy(), [int(e["label"]) for e in val_data.examples]))
 
 
-def token_classification_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    logits = model(batch["input_ids"])  # b t classes
-    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
+def most_frequent_tag_f1(num_train: int, num_val: int = 400, seed: int = 0) -> float:
+    """Entity F1 of tagging each word with its most frequent tag in the same ``num_train``
+    sentences (``O`` if unseen), no context."""
+    from seqeval.metrics import f1_score
 
-
-def train_ner(steps: int = 300, seed: int = 0, lr: float = 1e-3, progress: bool = False,
-              **config) -> tuple[EncoderForTokenClassification, History, dict]:
-    """A tiny BERT trained (from random weights) to tag named entities; ``metrics``: entity
-    ``f1``, ``precision``, ``recall`` and the per-token ``token_accuracy`` on the validation split."""
-    train_data, val_data = load_dataset("ner", "train", seed), load_dataset("ner", "val", seed)
-    torch.manual_seed(seed)
-    model = EncoderForTokenClassification(
-        tiny_config(len(train_data.vocab), num_labels=len(train_data.label_names), **config))
-    history = train(model, train_data, val_data, _fine_tune_config(steps, seed, lr, progress),
-                    loss_fn=token_classification_loss)
-    predicted, labels = classify(model, val_data)
-    real = labels != IGNORE_INDEX
-    metrics = entity_f1(predicted, labels, train_data.label_names)
-    metrics["token_accuracy"] = (predicted[real] == labels[real]).float().mean().item()
-    return model.eval(), history, metrics
-
-
-def most_frequent_tag_f1(seed: int = 0) -> float:
-    """Baseline: tag each word with its most frequent training tag (``O`` if unseen), no context."""
-    train_data, val_data = load_dataset("ner", "train", seed), load_dataset("ner", "val", seed)
-    counts: dict[int, Counter] = {}
-    for e in train_data.examples:
-        for word, tag in zip(e["input_ids"].tolist(), e["labels"].tolist()):
+    train_data = load_dataset("ner", "train", seed, num_examples=num_train)
+    counts: dict[str, Counter] = {}
+    for text, tags in train_data.raw:
+        for word, tag in zip(text.split(), tags.split()):
             counts.setdefault(word, Counter())[tag] += 1
-    batch = val_data.collate_fn(val_data.examples)
-    guess = torch.tensor([[counts[w].most_common(1)[0][0] if w in counts else 0 for w in row]
-                          for row in batch["input_ids"].tolist()])
-    return entity_f1(guess, batch["labels"], train_data.label_names)["f1"]
+    val = load_dataset("ner", "val", 0, num_examples=num_val).raw
+    guess = [[counts[w].most_common(1)[0][0] if w in counts else "O" for w in text.split()] for text, _ in val]
+    return float(f1_score([tags.split() for _, tags in val], guess, zero_division=0))

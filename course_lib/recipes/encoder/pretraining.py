@@ -3,19 +3,22 @@
 Shape legend
     b  batch        t  tokens        v  vocab_size        e  embed_dim
 
-* ``train_mlm``       masked-LM pre-training on the standard-library docstrings, RoBERTa style:
-                      a fresh BERT mask for every batch (dynamic masking), one segment, no NSP;
+* ``train_mlm``       masked-LM pre-training on the standard-library docstrings and unlabelled task
+                      sentences, RoBERTa style: a fresh BERT mask for every batch (dynamic
+                      masking), one segment, no NSP;
 * ``train_electra``   ELECTRA's replaced-token detection on the same text;
-* ``save_checkpoint`` / ``load_checkpoint``: the same two recipes run for 10,000 steps ahead of
-                      time (the chapter scores the shipped checkpoints).
+* ``save_checkpoint`` / ``load_checkpoint``: the same two recipes run for ``CHECKPOINT_STEPS``
+                      steps ahead of time (the chapter scores and fine-tunes the shipped checkpoints).
 
 Each ``train_*`` function trains one small model from scratch with ``course_lib.train.train``
 and returns ``(model, history, metrics)``.
 
-The pre-training text is the first paragraph of every docstring, WordPiece-tokenised with BERT's
-uncased vocabulary. A tiny model cannot afford a 30,522-way softmax, so only the ``vocab_size``
-most frequent pieces of the training text are kept (about 96% of its tokens for 2,000) and the
-rest become ``[UNK]``. Models start from BERT's initialisation (their ``init_weights``).
+The pre-training text is the first paragraph of every docstring, plus reviews and NER sentences
+without their labels (domain-adaptive pre-training: the fine-tuning tasks' words get pieces of
+their own), WordPiece-tokenised with BERT's uncased vocabulary. A tiny model cannot afford a
+30,522-way softmax, so only the ``vocab_size`` most frequent pieces of the training text are
+kept (about 97% of its tokens for 2,000) and the rest become ``[UNK]``. Models start from BERT's
+initialisation (their ``init_weights``).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from ...models import EncoderConfig, EncoderForMaskedLM, EncoderForTokenClassifi
 from ...models.objectives import DynamicMasking, Electra, bert_masking
 from ...tokenizers import WordPieceTokenizer
 from ...train import History, TrainConfig, evaluate, train
+from .tasks import task_texts
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # compact ids 0..4; [PAD] = 0 = pad_id
 
@@ -95,21 +99,24 @@ def summary(docstring: str) -> str:
 
 
 def mlm_corpus_split(tokenizer: WordPieceTokenizer, min_pieces: int = 4) -> dict[str, list[list[str]]]:
-    """WordPiece pieces of every docstring summary, in the docstrings' own train/val split."""
+    """WordPiece pieces of every docstring summary, in the docstrings' own train/val split, and of
+    the unlabelled task sentences (``task_texts``), which all go to training."""
     split = {"train": [], "val": []}
     for doc in stdlib_docstrings():
         pieces = tokenizer.tokenize(summary(doc))
         if len(pieces) >= min_pieces:
             split["val" if in_validation(doc, VAL_FRACTION) else "train"].append(pieces)
+    split["train"] += [tokenizer.tokenize(text) for text in task_texts()]
     return split
 
 
 def mlm_corpus(vocab_size: int = 2000, max_len: int = 48) -> MLMCorpus:
-    """The first paragraph of every standard-library docstring, WordPiece-tokenised.
+    """The first paragraph of every standard-library docstring and 6,000 task sentences (half
+    reviews, half NER sentences, no labels), WordPiece-tokenised.
 
-    About 5,600 training and 600 validation sentences (the docstrings' own split, so no
-    validation sentence is seen in training), about 19 pieces each. The vocabulary is counted
-    on the training sentences only.
+    About 11,600 training and 600 validation sentences; the validation sentences are docstrings
+    (their own split, so none is seen in training). The vocabulary is counted on the training
+    sentences only, so the task words get pieces of their own.
     """
     tokenizer = WordPieceTokenizer.from_minilm()
     split = mlm_corpus_split(tokenizer)
@@ -217,10 +224,11 @@ def fill_masks(model: EncoderForMaskedLM, corpus: MLMCorpus, text: str, top_k: i
 
 # The models of ``train_mlm`` and ``train_electra``, trained ahead of time for longer than a page
 # can afford; ``python -m course_lib.recipes.encoder mlm|electra`` rebuilds them. They are the
-# package data of ``course_lib.recipes`` (``recipes/checkpoints/``).
+# package data of ``course_lib.recipes`` (``recipes/checkpoints/``). 5,000 steps take about 4 (masked
+# LM) and 7 (ELECTRA) minutes of one CPU core; the two checkpoints together stay under 3 MB.
 _CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 CHECKPOINTS = {"mlm": _CHECKPOINT_DIR / "encoder_mlm.pt", "electra": _CHECKPOINT_DIR / "encoder_electra.pt"}
-CHECKPOINT_STEPS = 10_000
+CHECKPOINT_STEPS = 5_000
 
 
 def save_checkpoint(kind: str = "mlm", path: str | Path | None = None, steps: int = CHECKPOINT_STEPS, seed: int = 0,

@@ -128,3 +128,32 @@ def test_zero_shot_ranks_the_matching_caption_first(device):
     two = torch.tensor([p for k in range(4) for p in (prompt(k), prompt(k)[:3] + [5 + k, 9, 9])], device=device)
     ensembled = model.zero_shot_classify(colour_images(labels, g).to(device), two, prompts_per_class=2)
     assert ensembled.argmax(-1).cpu().tolist() == labels.tolist()
+
+
+def test_retrieval_recall_scores_rankings_against_chance():
+    from course_lib.recipes.multimodal import chance_recall, retrieval_recall
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+
+    class Stub(torch.nn.Module):  # embeds an image and a caption by its digit, or by a shuffled one
+        def __init__(self, caption_digits):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.caption_digits = caption_digits
+
+        def encode_image(self, images):
+            return torch.nn.functional.one_hot(labels, 3).float()
+
+        def encode_text(self, text_ids):
+            return torch.nn.functional.one_hot(self.caption_digits, 3).float()
+
+    perfect = retrieval_recall(Stub(labels), torch.zeros(6, 1, 8, 8), torch.zeros(6, 3, dtype=torch.long), labels,
+                               ks=(1, 2))
+    assert perfect["image_to_text"] == {1: 1.0, 2: 1.0} and perfect["text_to_image"] == {1: 1.0, 2: 1.0}
+    wrong = retrieval_recall(Stub((labels + 1) % 3), torch.zeros(6, 1, 8, 8), torch.zeros(6, 3, dtype=torch.long),
+                             labels, ks=(1,))
+    assert wrong["image_to_text"][1] == 0.0 and wrong["text_to_image"][1] == 0.0
+    # 2 of the 6 candidates share the query's digit: a random first pick is right 1/3 of the time,
+    # and a random pair misses both with probability C(4, 2) / C(6, 2) = 6/15.
+    assert perfect["chance"][1] == pytest.approx(1 / 3)
+    assert chance_recall(labels, 2) == pytest.approx(1 - 6 / 15)

@@ -57,6 +57,17 @@ def test_clip_zero_shot_accuracy_is_clearly_above_chance(page):
         "an untrained CLIP cannot tell the 64 pairs of a batch apart: loss about ln(64)")
 
 
+def test_clip_retrieval_recall_beats_a_random_ranking(page):
+    recall = page["clip_recall"]
+    ks = sorted(recall["chance"], key=int)
+    for direction in ("image_to_text", "text_to_image"):
+        at = [recall[direction][k] for k in ks]
+        assert at == sorted(at), (direction, at)  # more results can only find more
+        # A trained CLIP finds a right answer first far more often than chance does.
+        assert recall[direction]["1"] >= 0.7 and recall[direction]["1"] > 3 * recall["chance"]["1"], recall
+        assert all(recall[direction][k] >= recall["chance"][k] for k in ks), recall
+
+
 def test_text_to_image_draws_the_digit_the_caption_asks_for(page):
     t2i = page["text_to_image"]
     # Measured: the ViT reads 6% of the untrained decoder's samples as the digit asked for and

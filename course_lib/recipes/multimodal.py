@@ -18,6 +18,7 @@ these functions, so the numbers the page prints are the numbers the tests check.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
@@ -148,6 +149,43 @@ def zero_shot_accuracy(model: CLIP, images: Tensor, labels: Tensor, prompt_ids: 
     return (probs.argmax(-1).cpu() == labels).float().mean().item()
 
 
+RECALL_KS = (1, 5, 10)
+
+
+def chance_recall(labels: Tensor, k: int) -> float:
+    """Recall@k of a random ranking: the mean over queries of 1 - C(N - n, k) / C(N, k), with n the
+    items of the query's class among the N candidates."""
+    counts = torch.bincount(labels)
+    total = len(labels)
+    misses = [math.comb(total - int(counts[c]), k) / math.comb(total, k) for c in labels.tolist()]
+    return 1 - sum(misses) / len(misses)
+
+
+@torch.no_grad()
+def retrieval_recall(model: CLIP, images: Tensor, text_ids: Tensor, labels: Tensor,
+                     ks: tuple[int, ...] = RECALL_KS) -> dict[str, dict[int, float]]:
+    """Retrieval over a set of (image, caption) pairs, in both directions, by cosine similarity.
+
+    ``recall[direction][k]``: the share of queries (images for ``image_to_text``, captions for
+    ``text_to_image``) whose ``k`` nearest candidates include one of the query's digit. The
+    captions name only the digit, so any caption of the right digit is a right answer, and so is
+    any image of it. ``chance[k]`` is the recall of a random ranking.
+    """
+    model.eval()
+    device = _device(model)
+    u = F.normalize(model.encode_image(images.to(device)), dim=-1)
+    w = F.normalize(model.encode_text(text_ids.to(device)), dim=-1)
+    similarity = (u @ w.T).cpu()  # images x captions
+    same = labels[:, None] == labels[None, :]  # images x captions: the same digit
+    recall = {}
+    for direction, scores, hits in (("image_to_text", similarity, same), ("text_to_image", similarity.T, same.T)):
+        order = scores.argsort(dim=-1, descending=True)
+        found = hits.gather(1, order)  # queries x ranked candidates: a right answer?
+        recall[direction] = {k: found[:, :k].any(-1).float().mean().item() for k in ks}
+    recall["chance"] = {k: chance_recall(labels, k) for k in ks}
+    return recall
+
+
 def train_clip(steps: int = 400, seed: int = 0, lr: float = 3e-3, progress: bool = False):
     """CLIP from scratch on (digit, caption) pairs; metrics: zero-shot accuracy on validation images.
 
@@ -165,6 +203,9 @@ def train_clip(steps: int = 400, seed: int = 0, lr: float = 3e-3, progress: bool
     before = zero_shot_accuracy(model, images, labels, single)
     history = train(model, train_data, val_data, _train_config(steps, seed, lr, 64, progress),
                     loss_fn=clip_batch_loss)
+    # Each validation image's own caption, right-padded: the pairs that retrieval searches.
+    captions = torch.nn.utils.rnn.pad_sequence([ex["text_ids"] for ex in val_data], batch_first=True,
+                                               padding_value=vocab.pad_id)
     metrics = {
         "zero_shot_accuracy_before": before,
         "zero_shot_accuracy": zero_shot_accuracy(model, images, labels, single),
@@ -173,6 +214,7 @@ def train_clip(steps: int = 400, seed: int = 0, lr: float = 3e-3, progress: bool
                                                         zero_shot_prompts(vocab, (UNSEEN_TEMPLATE,))),
         "temperature": 1 / model.logit_scale.exp().item(),
         "chance": 1 / NUM_CLASSES,
+        "recall": retrieval_recall(model, images, captions, labels),
     }
     return model, history, metrics
 

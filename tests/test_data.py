@@ -314,3 +314,13 @@ def test_a_few_modules_give_a_small_corpus_by_the_same_rules():
     assert train and val and len(train) + len(val) < len(corpus_text()) / 10
     with pytest.raises(ValueError, match="no module 'not_a_module'"):
         module_docstrings(["not_a_module"])
+
+
+def test_bigram_cross_entropy_counts_which_token_follows_which():
+    from course_lib.data.text import bigram_cross_entropy
+
+    # Pairs in training: 0->1 twice, 1->0 once; add-one smoothing gives p(1|0) = 3/4, p(0|1) = 2/3.
+    loss = bigram_cross_entropy(torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 0]), vocab_size=2)
+    assert loss == pytest.approx(-(math.log(3 / 4) + math.log(2 / 3)) / 2)
+    alternating = torch.tensor([0, 1] * 500)
+    assert bigram_cross_entropy(alternating, alternating, 2) < 0.01 < unigram_cross_entropy(alternating, alternating, 2)

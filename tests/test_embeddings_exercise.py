@@ -89,12 +89,15 @@ ONE_HOT_FORWARD = """
 
 
 def test_embeddings_mistakes_and_alternatives(tmp_path):
+    # Slips in parts whose tests do not call each other's answers share a notebook (each notebook
+    # costs seconds of kernel start): the parts are graded apart, so each still loses exactly its cells.
+    # encode calls the learner's merge only, which no slip touches.
     submissions = {
-        "unweighted_counts": {"count_pairs": [UNWEIGHTED_COUNTS]},
-        "concatenated_tie": {"best_pair": [CONCATENATED_TIE]},
-        "no_pretokenization": {"encode": [NO_PRETOKENIZATION]},
-        "aliased_embedding": {"embedding": [EMBEDDING_INIT, ALIASED_EMBEDDING]},
-        "aten_embedding": {"embedding": [EMBEDDING_INIT, ATEN_EMBEDDING]},
+        "unweighted_counts+no_pretokenization+aliased_embedding": {
+            "count_pairs": [UNWEIGHTED_COUNTS], "encode": [NO_PRETOKENIZATION],
+            "embedding": [EMBEDDING_INIT, ALIASED_EMBEDDING]},
+        "concatenated_tie+aten_embedding": {"best_pair": [CONCATENATED_TIE],
+                                            "embedding": [EMBEDDING_INIT, ATEN_EMBEDDING]},
         "alternative": {"count_pairs": [COUNTER_PAIRS],
                         "best_pair": [SORTED_BEST],
                         "merge": [SLICING_MERGE],
@@ -107,14 +110,17 @@ def test_embeddings_mistakes_and_alternatives(tmp_path):
 
     expected = {
         "alternative": total,
-        "unweighted_counts": without("test_count_pairs_visible", "test_count_pairs_hidden"),
-        # The visible test holds the (b"ab", b"c") vs (b"a", b"bd") case.
-        "concatenated_tie": without("test_best_pair_visible", "test_best_pair_hidden"),
-        "no_pretokenization": without("test_encode_visible", "test_encode_hidden"),
-        # Same numbers as the solution, so the visible test passes; the grader sees the lookup
-        # called at run time and the part is flagged (0 points).
-        "aliased_embedding": total - graded.part("embedding"),
-        "aten_embedding": total - graded.part("embedding"),
+        # Both count cells and both encode cells fail. The aliased lookup gives the same numbers
+        # as the solution, so its visible test passes; the grader sees the lookup called at run
+        # time and the part is flagged (0 points).
+        "unweighted_counts+no_pretokenization+aliased_embedding": without(
+            "test_count_pairs_visible", "test_count_pairs_hidden", "test_encode_visible", "test_encode_hidden",
+            "test_embedding_visible", "test_embedding_hidden"),
+        # The visible test holds the (b"ab", b"c") vs (b"a", b"bd") case; aten's lookup is flagged.
+        "concatenated_tie+aten_embedding": without("test_best_pair_visible", "test_best_pair_hidden",
+                                                   "test_embedding_visible", "test_embedding_hidden"),
     }
-    assert 0 < expected["no_pretokenization"] < expected["concatenated_tie"] < expected["unweighted_counts"] < total
-    graded.check(expected, flagged={"aliased_embedding": ["embedding"], "aten_embedding": ["embedding"]})
+    assert (0 < expected["unweighted_counts+no_pretokenization+aliased_embedding"]
+            < expected["concatenated_tie+aten_embedding"] < total)
+    graded.check(expected, flagged={"unweighted_counts+no_pretokenization+aliased_embedding": ["embedding"],
+                                    "concatenated_tie+aten_embedding": ["embedding"]})

@@ -72,11 +72,12 @@ return torch.argmax(image_embeds @ text.T, dim=1)
 
 
 def test_multimodal_mistakes_and_alternatives(tmp_path):
+    # Slips in parts whose tests do not call each other's answers share a notebook (each notebook
+    # costs seconds of kernel start): the parts are graded apart, so each still loses exactly its cells.
     submissions = {
-        "reshape_patchify": {"patchify": [RESHAPE_PATCHIFY]},
-        "one_direction": {"clip_loss": [ONE_DIRECTION]},
-        "wrong_grouping": {"zero_shot": [WRONG_GROUPING]},
-        "library_patch_embedding": {"patch_embedding": [LIBRARY_INIT, LIBRARY_FORWARD]},
+        "reshape_patchify+wrong_grouping": {"patchify": [RESHAPE_PATCHIFY], "zero_shot": [WRONG_GROUPING]},
+        "one_direction+library_patch_embedding": {"clip_loss": [ONE_DIRECTION],
+                                                  "patch_embedding": [LIBRARY_INIT, LIBRARY_FORWARD]},
         "alternative": {"patchify": [UNFOLD_PATCHIFY],
                         "patch_embedding": [CONV_INIT, CONV_FORWARD],
                         "clip_loss": [LOG_SOFTMAX_LOSS],
@@ -91,14 +92,17 @@ def test_multimodal_mistakes_and_alternatives(tmp_path):
 
     expected = {
         "alternative": total,
-        # The solution's PatchEmbedding calls patchify, so Part 2 fails with Part 1.
-        "reshape_patchify": without("test_patchify_visible", "test_patchify_hidden",
-                                    "test_patch_embedding_visible", "test_patch_embedding_hidden"),
-        "one_direction": without("test_clip_loss_visible", "test_clip_loss_hidden"),
-        "wrong_grouping": without("test_zero_shot_visible", "test_zero_shot_hidden"),
-        # Right numbers, so the visible test passes; the grader sees the library's module called
-        # at run time and the part is flagged (0 points).
-        "library_patch_embedding": total - graded.part("patch_embedding"),
+        # The solution's PatchEmbedding calls patchify, so Part 2 fails with Part 1; the wrong
+        # grouping fails both zero-shot cells.
+        "reshape_patchify+wrong_grouping": without("test_patchify_visible", "test_patchify_hidden",
+                                                   "test_patch_embedding_visible", "test_patch_embedding_hidden",
+                                                   "test_zero_shot_visible", "test_zero_shot_hidden"),
+        # One direction fails both loss cells. The library's patch embedding gives the right
+        # numbers, so its visible test passes; the grader sees the library's module called at
+        # run time and the part is flagged (0 points).
+        "one_direction+library_patch_embedding": without("test_clip_loss_visible", "test_clip_loss_hidden",
+                                                         "test_patch_embedding_visible",
+                                                         "test_patch_embedding_hidden"),
     }
-    assert 0 < expected["reshape_patchify"] < expected["one_direction"] < expected["library_patch_embedding"] < total
-    graded.check(expected, flagged={"library_patch_embedding": ["patch_embedding"]})
+    assert 0 < expected["reshape_patchify+wrong_grouping"] < expected["one_direction+library_patch_embedding"] < total
+    graded.check(expected, flagged={"one_direction+library_patch_embedding": ["patch_embedding"]})

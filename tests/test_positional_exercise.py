@@ -86,10 +86,13 @@ def test_positional_mistakes_and_alternatives(tmp_path):
             path = replace_solution(path, grade_id, code, tmp_path / name / "positional.ipynb")
         return path
 
+    # Slips in parts whose tests do not call each other's answers share a notebook (each notebook
+    # costs seconds of kernel start): the parts are graded apart, so each still loses exactly its cells.
+    # apply_rope calls the learner's rotate_half, so the neighbours' rotation stays alone.
     submissions = {
-        "halves": variant("halves", {"sinusoidal_encoding": SIN_COS_HALVES}),
+        "halves+no_offset": variant("halves+no_offset", {"sinusoidal_encoding": SIN_COS_HALVES,
+                                                         "apply_rope": ROPE_NO_OFFSET}),
         "neighbours": variant("neighbours", {"rotate_half": ROTATE_NEIGHBOURS}),
-        "no_offset": variant("no_offset", {"apply_rope": ROPE_NO_OFFSET}),
         "alternative": variant("alternative", {"sinusoidal_encoding": SIN_EXP_LOG,
                                                "rotate_half": ROTATE_UNFLATTEN,
                                                "apply_rope": ROPE_COMPLEX}),
@@ -102,12 +105,11 @@ def test_positional_mistakes_and_alternatives(tmp_path):
 
     expected = {
         "alternative": total,
-        # Only part 1 uses the table.
-        "halves": without("sinusoidal_encoding"),
+        # Only part 1 uses the table; the visible offset test already catches the missing offset:
+        # all of part 3.
+        "halves+no_offset": without("sinusoidal_encoding", "apply_rope"),
         # apply_rope calls the learner's rotate_half, so parts 2 and 3 both fail.
         "neighbours": without("rotate_half", "apply_rope"),
-        # The visible offset test already catches it: all of part 3.
-        "no_offset": without("apply_rope"),
     }
-    assert 0 < expected["neighbours"] < expected["halves"] < total
+    assert 0 < expected["halves+no_offset"] < expected["neighbours"] < total
     graded.check(expected)

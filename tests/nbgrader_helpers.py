@@ -60,6 +60,23 @@ def replace_blocks(nb_path: Path, replacements: dict[str, list[str]], out_path: 
     return out_path
 
 
+def solution_body(nb_path: Path, grade_id: str, indent: str = "    ") -> str:
+    """The code inside one cell's solution block (a function body, indented by ``indent``),
+    as :func:`replace_blocks` takes it: a variant edits the solution's own text."""
+    cell = next(c for c in json.loads(Path(nb_path).read_text())["cells"]
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    source = "".join(cell["source"])
+    return source.split(f"{indent}### BEGIN SOLUTION\n")[1].split(f"{indent}### END SOLUTION")[0]
+
+
+def edited(nb_path: Path, grade_id: str, old: str, new: str) -> str:
+    """One cell's solution body with ``old`` replaced by ``new``; ``old`` must occur exactly once,
+    or the "mistake" would silently be the solution itself."""
+    body = solution_body(nb_path, grade_id)
+    assert body.count(old) == 1, f"{grade_id}: {old!r} occurs {body.count(old)} times"
+    return body.replace(old, new)
+
+
 def replace_solution(nb_path: Path, grade_id: str, new_body: str, out_path: Path) -> Path:
     """Copy a notebook, replacing the code between BEGIN/END SOLUTION in one cell.
 

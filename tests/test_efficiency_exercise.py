@@ -4,30 +4,18 @@ cells for a missing rescale or a wrong causal offset, the decoding part for an o
 the forbidden reference is flagged, and correct implementations in other styles get full marks."""
 from __future__ import annotations
 
-import json
+from functools import partial
 
 import pytest
 
+from tests import nbgrader_helpers as helpers
 from tests.nbgrader_helpers import SOLUTIONS, grade_variants
 
 pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "efficiency" / "efficiency.ipynb"
-BLOCK_START, BLOCK_END = "    ### BEGIN SOLUTION\n", "    ### END SOLUTION"
-
-
-def solution_body(grade_id: str) -> str:
-    """The solution block of one cell, as replace_blocks takes it (dedented by it)."""
-    cell = next(c for c in json.loads(SOURCE.read_text())["cells"]
-                if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
-    source = "".join(cell["source"])
-    return source.split(BLOCK_START)[1].split(BLOCK_END)[0]
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    body = solution_body(grade_id)
-    assert body.count(old) == 1, old
-    return body.replace(old, new)
+solution_body = partial(helpers.solution_body, SOURCE)
+edited = partial(helpers.edited, SOURCE)
 
 
 # --- Typical mistakes -------------------------------------------------------------------

@@ -6,23 +6,17 @@ library's noising is flagged, and correct implementations in other styles (T5's 
 vectorised) get full marks."""
 from __future__ import annotations
 
-import json
+from functools import partial
 
 import pytest
 
+from tests import nbgrader_helpers as helpers
 from tests.nbgrader_helpers import SOLUTIONS, grade_variants
 
 pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "pretraining" / "pretraining.ipynb"
-BLOCK_START, BLOCK_END = "    ### BEGIN SOLUTION\n", "    ### END SOLUTION"
-
-
-def solution_body(grade_id: str) -> str:
-    """The solution block of one cell, as replace_blocks takes it (dedented by it)."""
-    cell = next(c for c in json.loads(SOURCE.read_text())["cells"]
-                if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
-    return "".join(cell["source"]).split(BLOCK_START)[1].split(BLOCK_END)[0]
+solution_body = partial(helpers.solution_body, SOURCE)
 
 
 SPAN = solution_body("span_corruption")

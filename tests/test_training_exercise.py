@@ -9,30 +9,18 @@ that part only; slips in different parts therefore share a notebook (each notebo
 seconds of kernel start and a few seconds of training)."""
 from __future__ import annotations
 
-import json
+from functools import partial
 
 import pytest
 
+from tests import nbgrader_helpers as helpers
 from tests.nbgrader_helpers import SOLUTIONS, grade_variants
 
 pytestmark = pytest.mark.slow
 
 SOURCE = SOLUTIONS / "training" / "training.ipynb"
-BLOCK_START, BLOCK_END = "    ### BEGIN SOLUTION\n", "    ### END SOLUTION"
-
-
-def solution_body(grade_id: str) -> str:
-    """The solution block of one cell, as replace_blocks takes it (dedented by it)."""
-    cell = next(c for c in json.loads(SOURCE.read_text())["cells"]
-                if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
-    return "".join(cell["source"]).split(BLOCK_START)[1].split(BLOCK_END)[0]
-
-
-def edited(grade_id: str, old: str, new: str) -> str:
-    # Each edit must find its line in the solution, or the "mistake" would be the solution.
-    body = solution_body(grade_id)
-    assert body.count(old) == 1, old
-    return body.replace(old, new)
+solution_body = partial(helpers.solution_body, SOURCE)
+edited = partial(helpers.edited, SOURCE)
 
 
 # --- Typical mistakes -------------------------------------------------------------------

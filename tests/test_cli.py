@@ -32,6 +32,17 @@ def test_unknown_assignment_is_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_the_release_module_takes_assignment_names_too(tmp_path):
+    # `make release` runs `python -m course_lib.release`: a name it does not know is an error
+    # that lists the known ones, as in `course release`, not a silent release of everything.
+    (tmp_path / "solutions" / "attention").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "course_lib.release", "no_such_assignment"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown assignment 'no_such_assignment'; known: ['attention']" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def _toy_benchmarks(root: Path, package: bool = True) -> None:
     """A ``benchmarks/`` folder whose one benchmark imports a helper of its own package."""
     bench = root / "benchmarks"

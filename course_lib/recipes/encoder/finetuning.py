@@ -24,7 +24,7 @@ from ...constants import IGNORE_INDEX
 from ...data import ExampleDataset, entity_f1, load_dataset
 from ...models import EncoderForSequenceClassification, EncoderForTokenClassification
 from ...train import TrainConfig, make_optimizer, warmup_cosine
-from .pretraining import MLMCorpus, load_checkpoint, tiny_config
+from .pretraining import MLMCorpus, read_checkpoint, tiny_config
 from .tasks import wordpiece_task
 
 INITS = ("scratch", "mlm", "electra")
@@ -64,10 +64,11 @@ def new_classifier(task: str, corpus: MLMCorpus, init: str = "scratch", seed: in
 
 @lru_cache(maxsize=2)
 def _pretrained_encoder(init: str) -> tuple[list[str], dict[str, Tensor]]:
-    """The checkpoint's vocabulary and its encoder's weights (for ELECTRA, the discriminator's)."""
-    model, corpus, _, _ = load_checkpoint(init)
-    encoder = model.encoder if init == "mlm" else model.discriminator.encoder
-    return corpus.pieces, encoder.state_dict()
+    """The checkpoint's vocabulary and its encoder's weights (for ELECTRA, the discriminator's),
+    read straight from the saved state: no model or corpus needs building for them."""
+    saved = read_checkpoint(init)
+    prefix = "encoder." if init == "mlm" else "discriminator.encoder."
+    return list(saved["pieces"]), {k[len(prefix):]: v for k, v in saved["model"].items() if k.startswith(prefix)}
 
 
 def classification_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:

@@ -252,12 +252,19 @@ def save_checkpoint(kind: str = "mlm", path: str | Path | None = None, steps: in
     return state
 
 
-def load_checkpoint(kind: str = "mlm", path: str | Path | None = None) -> tuple[nn.Module, MLMCorpus, History, dict]:
-    """``(model, corpus, history, saved)``; the corpus is rebuilt here, with the saved vocabulary."""
+def read_checkpoint(kind: str = "mlm", path: str | Path | None = None) -> dict:
+    """What ``save_checkpoint`` saved (weights, vocabulary, history, metrics, steps), as it is:
+    without the corpus, which ``load_checkpoint`` rebuilds (a second or two)."""
     path = path or CHECKPOINTS[kind]
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved["kind"] != kind:
         raise ValueError(f"{path} holds a {saved['kind']!r} checkpoint, not {kind!r}")
+    return saved
+
+
+def load_checkpoint(kind: str = "mlm", path: str | Path | None = None) -> tuple[nn.Module, MLMCorpus, History, dict]:
+    """``(model, corpus, history, saved)``; the corpus is rebuilt here, with the saved vocabulary."""
+    saved = read_checkpoint(kind, path)
     corpus = MLMCorpus(WordPieceTokenizer.from_minilm(), list(saved["pieces"]), [], [])
     split = mlm_corpus_split(corpus.tokenizer)
     corpus.train_sentences = [corpus._wrap(p, 48) for p in split["train"]]

@@ -19,7 +19,7 @@ import torch
 from ...models import EncoderForSequenceClassification
 from .finetuning import INITS, bag_of_words_accuracy, fine_tune, most_frequent_tag_f1, new_classifier, task_data
 from .minilm import load_minilm
-from .pretraining import CHECKPOINTS, load_checkpoint, mlm_corpus_split
+from .pretraining import CHECKPOINTS, load_checkpoint, mlm_corpus_split, read_checkpoint
 from .tasks import TASKS, check_disjoint, wordpiece_task
 
 RESULTS = CHECKPOINTS["mlm"].parent / "encoder_finetune.json"
@@ -53,12 +53,12 @@ def transfer_experiment(seeds=(0, 1, 2, 3, 4), num_train: dict | None = None, nu
     yardsticks on the same examples, ``minilm`` the real model's run, ``config`` the settings.
     """
     num_train, settings = {**NUM_TRAIN, **(num_train or {})}, {**SETTINGS, **(settings or {})}
-    _, corpus, _, _ = load_checkpoint("mlm")
+    _, corpus, _, saved = load_checkpoint("mlm")
     # No validation sentence of the tasks may be one the checkpoints were pre-trained on.
     pretraining = mlm_corpus_split(corpus.tokenizer)["train"]
     checked = {task: check_disjoint(pretraining, task, corpus.tokenizer, num_examples=num_val) for task in TASKS}
     results = {"config": {**settings, "num_train": num_train, "num_val": num_val, "seeds": list(seeds),
-                          "checkpoint_steps": {k: load_checkpoint(k)[3]["steps"] for k in ("mlm", "electra")},
+                          "checkpoint_steps": {"mlm": saved["steps"], "electra": read_checkpoint("electra")["steps"]},
                           "distinct_val_sentences_checked": checked},
                "runs": {task: {init: [] for init in INITS} for task in TASKS}}
     for task in TASKS:

@@ -19,8 +19,10 @@ from .encoder import (
 )
 from .flava import FLAVA, FLAVAConfig, FLAVAEncoderConfig
 from .seq2seq import EncoderDecoder, EncoderDecoderConfig
+from .captioner import Captioner, CaptionerConfig
 from .text_to_image import PatchQuantizer, TextToImage, TextToImageConfig
 from .vit import VisionTransformer, VisionTransformerConfig
+from .vq_vae import VQVAE, VectorQuantizer, VQVAEConfig, code_perplexity
 from .xlnet import XLNet, XLNetConfig
 
 __all__ = [
@@ -34,4 +36,6 @@ __all__ = [
     "CLIP", "CLIPConfig", "CLIPTextConfig", "clip_loss",
     "FLAVA", "FLAVAConfig", "FLAVAEncoderConfig",
     "TextToImage", "TextToImageConfig", "PatchQuantizer",
+    "VQVAE", "VQVAEConfig", "VectorQuantizer", "code_perplexity",
+    "Captioner", "CaptionerConfig",
 ]

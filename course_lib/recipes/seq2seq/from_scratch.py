@@ -23,11 +23,11 @@ import time
 import torch
 from torch import Tensor
 
-from ..data import ExampleDataset, Vocab, load_dataset
-from ..data.common import SPECIALS, seq2seq_example
-from ..device import seed_everything
-from ..models import EncoderDecoder, EncoderDecoderConfig
-from ..train import History, TrainConfig, train
+from ...data import ExampleDataset, Vocab, load_dataset
+from ...data.common import SPECIALS, seq2seq_example
+from ...device import seed_everything
+from ...models import EncoderDecoder, EncoderDecoderConfig
+from ...train import History, TrainConfig, train
 
 TRANSLATION_TARGETS = ("fr", "ko")
 
@@ -93,7 +93,7 @@ def qa_ambiguity(question: str, context: str) -> int:
     With 2 or more, the answer depends on *whose* fact it is; with 1, knowing the kind is enough.
     The kinds are read off the dataset's own templates (``course_lib.data.templates.FACTS``).
     """
-    from ..data.templates import FACTS
+    from ...data.templates import FACTS
 
     for sentence, asking in FACTS.values():
         if question.startswith(asking.split("{name}")[0]):
@@ -186,19 +186,28 @@ def train_translation(steps: int = 400, seed: int = 0, embed_dim: int = 64, num_
     model = EncoderDecoder(small_config(train_data.vocab, embed_dim=embed_dim, init_std=init_std))
     before = generate_text(model, val_data, max_new_tokens=8, skip_specials=False)
     history, seconds = _train(model, train_data, val_data, steps, lr, seed, progress)
+    metrics = {"num_beams": num_beams, "predictions_before": before, "train_seconds": seconds,
+               "num_parameters": sum(p.numel() for p in model.parameters()),
+               **decode_translation(model, val_data, num_beams)}
+    return model.cpu().eval(), history, metrics
+
+
+def decode_translation(model: EncoderDecoder, val_data: ExampleDataset, num_beams: int = 4) -> dict:
+    """Decode ``val_data`` greedily, with beam search (Hugging Face's stopping rule) and with beam
+    search stopped as soon as ``num_beams`` outputs have ended: for each, the exact match by
+    language (``greedy``, ...), the predictions (``predictions_greedy``, ...) and ``decode_seconds``."""
     references = [tgt for _, _, tgt, _ in val_data.raw]
     languages = [lang for *_, lang in val_data.raw]
     decoders = {"greedy": dict(num_beams=1), "beam": dict(num_beams=num_beams),
                 "beam_stop_early": dict(num_beams=num_beams, early_stopping=True)}
-    metrics = {"num_beams": num_beams, "predictions_before": before, "train_seconds": seconds,
-               "num_parameters": sum(p.numel() for p in model.parameters()), "decode_seconds": {}}
+    metrics = {"decode_seconds": {}}
     for name, options in decoders.items():
         start = time.perf_counter()
         predictions = generate_text(model, val_data, **options)
         metrics["decode_seconds"][name] = time.perf_counter() - start
         metrics[name] = exact_match_by_group(predictions, references, languages)
         metrics[f"predictions_{name}"] = predictions
-    return model.cpu().eval(), history, metrics
+    return metrics
 
 
 def train_text_to_text(steps: int = 500, seed: int = 0, embed_dim: int = 64, lr: float = 4e-3, num_people: int = 2,
@@ -262,7 +271,7 @@ def demo_document() -> str:
     It prefers ``unittest.TestSuite``'s docstring and falls back to the first docstring of four
     to six plain sentences, since the corpus differs slightly between Python versions.
     """
-    from ..data import stdlib_docstrings
+    from ...data import stdlib_docstrings
 
     docs = [" ".join(doc.split()) for doc in stdlib_docstrings()]
     for doc in docs:

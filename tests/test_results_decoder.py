@@ -180,6 +180,28 @@ def test_in_context_the_model_reads_which_labels_but_not_the_map(page):
     assert all(acc < 0.1 for acc in held_out["accuracy"]), held_out
 
 
+def test_a_gpt_trained_for_the_lookup_learns_the_map_in_context(page):
+    trained, mixed = page["icl_trained"], page["icl"]
+    familiar, held_out = trained["familiar"], trained["held_out"]
+    # "With none, the model is almost never right" (measured 3%)
+    assert familiar["accuracy"][0] < 0.1, familiar
+    # "The curve now climbs with the examples ... with eight, it is right most of the time, climbing
+    # towards the dotted line" (measured 3, 2, 27, 52, 65%; word shown in 90% at 8 shots)
+    assert familiar["accuracy"][1:] == sorted(familiar["accuracy"][1:]), familiar
+    # "One example does not help yet" (measured 2%)
+    assert familiar["accuracy"][1] < 0.1, familiar
+    assert familiar["accuracy"][-1] > 0.5 and familiar["accuracy"][-1] > familiar["seen"][-1] - 0.35, familiar
+    # the mixed pre-training, drawn beside it, stays near chance (measured 26% at 8 shots)
+    assert familiar["accuracy"][-1] > mixed["familiar"]["accuracy"][-1] + 0.25, (familiar, mixed["familiar"])
+    # "right for most prompts that show the word, and almost never for those that do not"
+    # (measured 80% and 2% at 4 shots)
+    split = trained["by_seen"]["familiar"]
+    assert split["seen"] > 0.7 and split["unseen"] < 0.1, split
+    # "it never writes a label word that it did not see as a label in training" (measured 0%)
+    assert all(share < 0.05 for share in held_out["from_prompt"]), held_out
+    assert all(acc < 0.05 for acc in held_out["accuracy"]), held_out
+
+
 def test_few_shot_prompts_hold_out_the_labels():
     # A cheap rerun of the recipe's task: held-out maps only use labels never trained as labels,
     # training documents never repeat the word of the line before, every word is one token, and
@@ -201,3 +223,15 @@ def test_few_shot_prompts_hold_out_the_labels():
             assert p["answer"].strip() in recipe.HELD_OUT_LABELS
             assert longest["prompt"].startswith("\n".join(lines[:-1]))
             assert p["seen"] == (lines[-1] in [" ".join(line.split()[:2]) for line in lines[:-1]])
+
+
+
+def test_the_lookup_gpt_is_small_and_loads_into_its_recipe():
+    # A cheap rerun of the lookup recipe: a few steps lower the loss on the few-shot documents,
+    # and the shipped checkpoint is small and loads into the recipe's model.
+    model, history, _ = recipe.train_lookup_gpt(steps=6, evaluations=1)
+    assert history.train_loss[-1] < history.train_loss[0] - 0.5, history.train_loss
+    assert recipe.LOOKUP_CHECKPOINT.stat().st_size < 0.5e6
+    shipped, saved = recipe.load_lookup_checkpoint()
+    assert shipped.config == model.config == recipe.lookup_config(recipe.VOCAB_SIZE)
+    assert saved["steps"] == recipe.LOOKUP_STEPS and saved["doc_share"] == recipe.LOOKUP_DOC_SHARE

@@ -1,8 +1,9 @@
-"""``python -m course_lib.recipes.decoder bpe|gpt|chat``: rebuild the chapter's shipped files.
+"""``python -m course_lib.recipes.decoder bpe|gpt|chat|lookup``: rebuild the chapter's shipped files.
 
 ``bpe`` relearns the merges (``checkpoints/decoder_bpe.json``); ``gpt`` pre-trains the GPT on
 them (``decoder_gpt.pt``, about 10 minutes of one CPU core); ``chat`` reruns the chat fine-tune
-from that checkpoint and from scratch over seeds (``decoder_chat.json``).
+from that checkpoint and from scratch over seeds (``decoder_chat.json``); ``lookup`` trains the small
+GPT on the few-shot documents (``decoder_lookup.pt``).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import torch
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m course_lib.recipes.decoder",
                                      description="Rebuild one of the decoder chapter's shipped files.")
-    parser.add_argument("kind", choices=["bpe", "gpt", "chat"])
-    parser.add_argument("--steps", type=int, default=None, help="pre-training steps (gpt)")
+    parser.add_argument("kind", choices=["bpe", "gpt", "chat", "lookup"])
+    parser.add_argument("--steps", type=int, default=None, help="training steps (gpt, lookup)")
     parser.add_argument("--out", default=None, help="where to write it (default: the shipped file's path)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a tiny model: one thread is about as fast, and leaves the other cores free
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
         from .pretraining import CHECKPOINT, CHECKPOINT_STEPS, save_checkpoint
 
         state = save_checkpoint(args.out or CHECKPOINT, steps=args.steps or CHECKPOINT_STEPS)
+        print(state["metrics"], state["few_shot"], sep="\n")
+    elif args.kind == "lookup":
+        from .lookup import LOOKUP_CHECKPOINT, LOOKUP_STEPS, save_lookup_checkpoint
+
+        state = save_lookup_checkpoint(args.out or LOOKUP_CHECKPOINT, steps=args.steps or LOOKUP_STEPS)
         print(state["metrics"], state["few_shot"], sep="\n")
     else:
         from .chat import CHAT_RESULTS, chat_experiment

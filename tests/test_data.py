@@ -10,7 +10,7 @@ import torch
 
 from course_lib.data import (DATASETS, IGNORE_INDEX, NER_LABELS, WindowDataset, char_lm_dataset,
                              corpus_text, discretize, entity_f1, entity_spans, load_dataset,
-                             make_loader, stdlib_docstrings, undiscretize, unigram_cross_entropy)
+                             make_loader, reshuffled_batches, stdlib_docstrings, undiscretize, unigram_cross_entropy)
 from course_lib.data.images import DIGIT_WORDS
 from course_lib.data.common import in_validation
 from course_lib.data.text import DOC_SEPARATOR, VAL_FRACTION, _gather_docstrings
@@ -324,3 +324,18 @@ def test_bigram_cross_entropy_counts_which_token_follows_which():
     assert loss == pytest.approx(-(math.log(3 / 4) + math.log(2 / 3)) / 2)
     alternating = torch.tensor([0, 1] * 500)
     assert bigram_cross_entropy(alternating, alternating, 2) < 0.01 < unigram_cross_entropy(alternating, alternating, 2)
+
+
+def test_reshuffled_batches_run_epochs_in_new_orders_for_exactly_the_steps():
+    from course_lib.data import ExampleDataset
+
+    data = ExampleDataset([{"input_ids": torch.tensor([i])} for i in range(10)], vocab=None)
+    batches = [b["input_ids"][:, 0].tolist() for b in reshuffled_batches(data, 3, 7, torch.Generator().manual_seed(0))]
+    assert len(batches) == 7 and all(len(b) == 3 for b in batches)
+    # 3 full batches per epoch of 10 (the short one dropped): each epoch draws 9 distinct examples
+    epochs = [sum(batches[i:i + 3], []) for i in (0, 3)]
+    assert all(len(set(e)) == 9 for e in epochs) and epochs[0] != epochs[1], epochs
+    again = [b["input_ids"][:, 0].tolist() for b in reshuffled_batches(data, 3, 7, torch.Generator().manual_seed(0))]
+    assert again == batches
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        next(reshuffled_batches(data, 11, 1, torch.Generator()))

@@ -27,7 +27,8 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
-from .common import IGNORE_INDEX, SPLITS, ExampleDataset, PadCollate, Vocab, check_split, make_loader
+from .common import (IGNORE_INDEX, SPLITS, ExampleDataset, PadCollate, Vocab, check_split, make_loader,
+                     reshuffled_batches)
 from .images import discretize, load_digits_captions, undiscretize
 from .synthetic import load_recall, load_sequence_task
 from .tagging import NER_LABELS, entity_f1, entity_spans, load_ner, load_sentiment
@@ -62,7 +63,7 @@ def load_dataset(name: str, split: str = "train", seed: int = 0, **kwargs) -> Da
 __all__ = [
     "DATASETS", "IGNORE_INDEX", "NER_LABELS", "SPLITS", "ExampleDataset", "PadCollate", "Vocab",
     "WindowDataset", "char_lm_dataset", "corpus_text", "discretize", "entity_f1", "entity_spans",
-    "load_dataset", "make_loader", "stdlib_docstrings", "undiscretize", "unigram_cross_entropy",
+    "load_dataset", "make_loader", "reshuffled_batches", "stdlib_docstrings", "undiscretize", "unigram_cross_entropy",
     "load_stdlib_docs", "load_sequence_task", "load_recall", "load_translation", "load_summarization",
     "load_qa", "load_sentiment", "load_ner", "load_digits_captions",
 ]

@@ -13,7 +13,7 @@ Every example is a dict of tensors. Conventions that hold for all datasets in ``
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -224,3 +224,24 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
         collate_fn=getattr(dataset, "collate_fn", None),
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def reshuffled_batches(dataset: ExampleDataset, batch_size: int, steps: int,
+                       generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
+    """``steps`` full batches of ``dataset``, epoch after epoch, each epoch in a new order drawn
+    from ``generator`` (a last, short batch of an epoch is dropped).
+
+    Fine-tuning on a few labelled examples runs many short epochs; this is their batching, the
+    same for the same generator state.
+    """
+    check_positive(batch_size=batch_size)
+    if len(dataset) < batch_size:
+        raise ValueError(f"the dataset has {len(dataset)} examples, fewer than one batch of {batch_size}")
+    step = 0
+    while step < steps:
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            if step == steps:
+                return
+            yield dataset.collate_fn([dataset.examples[i] for i in order[start:start + batch_size]])
+            step += 1

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...constants import IGNORE_INDEX
-from ...data import ExampleDataset, entity_f1, load_dataset
+from ...data import ExampleDataset, entity_f1, load_dataset, reshuffled_batches
 from ...models import EncoderForSequenceClassification, EncoderForTokenClassification
 from ...train import TrainConfig, make_optimizer, warmup_cosine
 from .pretraining import MLMCorpus, read_checkpoint, tiny_config
@@ -141,24 +141,18 @@ def fine_tune(model: nn.Module, train_data: ExampleDataset, val_data: ExampleDat
             curve.setdefault(name, []).append(value)
 
     evaluate_at(0)
-    generator = torch.Generator().manual_seed(seed)
-    step = 0
-    while step < steps:  # a small training set takes many epochs; each is reshuffled
-        order = torch.randperm(len(train_data), generator=generator).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            model.train()
-            batch = train_data.collate_fn([train_data.examples[i] for i in order[start:start + batch_size]])
-            loss = classification_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if step % eval_every == 0 or step == steps:
-                evaluate_at(step)
-            if step == steps:
-                break
+    # A small training set takes many epochs; each is reshuffled.
+    batches = reshuffled_batches(train_data, batch_size, steps, torch.Generator().manual_seed(seed))
+    for step, batch in enumerate(batches, start=1):
+        model.train()
+        loss = classification_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if step % eval_every == 0 or step == steps:
+            evaluate_at(step)
     return model.eval(), curve, {name: values[-1] for name, values in curve.items() if name != "step"}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...data import ExampleDataset, Vocab
+from ...data import ExampleDataset, Vocab, reshuffled_batches
 from ...constants import IGNORE_INDEX
 from ...data.common import seq2seq_example
 from ...models import EncoderDecoder
@@ -110,22 +110,16 @@ def fine_tune(model: EncoderDecoder, train_data: ExampleDataset, val_data: Examp
 
     if eval_first:
         evaluate_at(0)
-    generator = torch.Generator().manual_seed(seed)
-    step = 0
-    while step < steps:  # a few labelled pairs make many short epochs, each reshuffled
-        order = torch.randperm(len(train_data), generator=generator).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            model.train()
-            batch = train_data.collate_fn([train_data.examples[i] for i in order[start:start + batch_size]])
-            loss = seq2seq_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if step % eval_every == 0 or step == steps:
-                evaluate_at(step)
-            if step == steps:
-                break
+    # A few labelled pairs make many short epochs, each reshuffled.
+    batches = reshuffled_batches(train_data, batch_size, steps, torch.Generator().manual_seed(seed))
+    for step, batch in enumerate(batches, start=1):
+        model.train()
+        loss = seq2seq_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if step % eval_every == 0 or step == steps:
+            evaluate_at(step)
     return model.eval(), curve, predictions

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
+from .data.common import reshuffled_batches
 from .device import pick_device, seed_everything
 
 
@@ -176,6 +177,34 @@ def _batches(loader: DataLoader, sampler: DistributedSampler, start_step: int):
             if i >= skip:
                 yield batch
         epoch, skip = epoch + 1, 0
+
+
+def fine_tune_steps(model: nn.Module, train_data, loss_fn: Callable, steps: int, lr: float, seed: int,
+                    batch_size: int, evaluate_at: Callable[[int], None], eval_every: int) -> None:
+    """Fine-tune every weight of ``model`` in place on a small ``ExampleDataset``: AdamW (decay on
+    matrices), warm-up over a tenth of the steps then cosine decay, gradient clipping, and full
+    batches of reshuffled epochs. ``evaluate_at(step)`` runs every ``eval_every`` steps and last.
+
+    The few-label experiments of the book compare starts (a checkpoint, random weights) through
+    this one loop, so that only the start differs.
+    """
+    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=max(1, steps // 10),
+                         weight_decay=0.01, seed=seed)
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, steps, config.min_lr_ratio))
+    # A small training set takes many epochs; each is reshuffled.
+    batches = reshuffled_batches(train_data, batch_size, steps, torch.Generator().manual_seed(seed))
+    for step, batch in enumerate(batches, start=1):
+        model.train()
+        loss = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if step % eval_every == 0 or step == steps:
+            evaluate_at(step)
 
 
 def train(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,

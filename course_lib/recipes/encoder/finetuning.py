@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...constants import IGNORE_INDEX
-from ...data import ExampleDataset, entity_f1, load_dataset, reshuffled_batches
+from ...data import ExampleDataset, entity_f1, load_dataset
 from ...models import EncoderForSequenceClassification, EncoderForTokenClassification
-from ...train import TrainConfig, make_optimizer, warmup_cosine
+from ...train import fine_tune_steps
 from .pretraining import MLMCorpus, read_checkpoint, tiny_config
 from .tasks import wordpiece_task
 
@@ -128,11 +128,6 @@ def fine_tune(model: nn.Module, train_data: ExampleDataset, val_data: ExampleDat
     Returns ``(model, curve, metrics)``: ``curve`` holds ``step`` and, for each metric of
     ``score``, its validation value before training and every ``eval_every`` steps.
     """
-    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=max(1, steps // 10),
-                         weight_decay=0.01, seed=seed)
-    optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, steps, config.min_lr_ratio))
     curve: dict[str, list] = {"step": []}
 
     def evaluate_at(step: int) -> None:
@@ -141,18 +136,7 @@ def fine_tune(model: nn.Module, train_data: ExampleDataset, val_data: ExampleDat
             curve.setdefault(name, []).append(value)
 
     evaluate_at(0)
-    # A small training set takes many epochs; each is reshuffled.
-    batches = reshuffled_batches(train_data, batch_size, steps, torch.Generator().manual_seed(seed))
-    for step, batch in enumerate(batches, start=1):
-        model.train()
-        loss = classification_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if step % eval_every == 0 or step == steps:
-            evaluate_at(step)
+    fine_tune_steps(model, train_data, classification_loss, steps, lr, seed, batch_size, evaluate_at, eval_every)
     return model.eval(), curve, {name: values[-1] for name, values in curve.items() if name != "step"}
 
 

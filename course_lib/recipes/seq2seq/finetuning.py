@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...data import ExampleDataset, Vocab, reshuffled_batches
+from ...data import ExampleDataset, Vocab
 from ...constants import IGNORE_INDEX
 from ...data.common import seq2seq_example
 from ...models import EncoderDecoder
-from ...train import TrainConfig, make_optimizer, warmup_cosine
+from ...train import fine_tune_steps
 from .from_scratch import exact_match, generate_text, seq2seq_loss
 from .pretraining import OBJECTIVES, load_pretrained, t5_config
 from .tasks import task_pairs, tokenize
@@ -91,11 +91,6 @@ def fine_tune(model: EncoderDecoder, train_data: ExampleDataset, val_data: Examp
     (unless ``eval_first`` is false) and every ``eval_every`` steps. Returns
     ``(model, curve, predictions)``: ``curve`` holds
     ``step`` and each metric of ``score``; ``predictions`` are the last greedy outputs."""
-    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=max(1, steps // 10),
-                         weight_decay=0.01, seed=seed)
-    optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, config.warmup_steps, steps, config.min_lr_ratio))
     references = [target for _, target in val_data.raw]
     max_new = max(len(e["labels"]) for e in val_data.examples) + 4
     curve: dict[str, list] = {"step": []}
@@ -110,16 +105,5 @@ def fine_tune(model: EncoderDecoder, train_data: ExampleDataset, val_data: Examp
 
     if eval_first:
         evaluate_at(0)
-    # A few labelled pairs make many short epochs, each reshuffled.
-    batches = reshuffled_batches(train_data, batch_size, steps, torch.Generator().manual_seed(seed))
-    for step, batch in enumerate(batches, start=1):
-        model.train()
-        loss = seq2seq_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if step % eval_every == 0 or step == steps:
-            evaluate_at(step)
+    fine_tune_steps(model, train_data, seq2seq_loss, steps, lr, seed, batch_size, evaluate_at, eval_every)
     return model.eval(), curve, predictions

@@ -26,7 +26,7 @@ from ...models import Decoder, DecoderConfig
 from ...tokenizers import ByteBPETokenizer
 from ...train import History, train
 from .icl import few_shot_answers, few_shot_documents, few_shot_prompts, shots_curve
-from .pretraining import MixedWindows, docs_ids, next_token_loss, train_config
+from .pretraining import MixedWindows, docs_ids, load_checkpoint, next_token_loss, train_config
 from .tokenizer import CHECKPOINT_DIR, load_bpe
 
 LOOKUP_BLOCK_SIZE = 64  # tokens: about 16 lines of "- word label"
@@ -94,7 +94,4 @@ def save_lookup_checkpoint(path: str | Path = LOOKUP_CHECKPOINT, steps: int = LO
 
 def load_lookup_checkpoint(path: str | Path = LOOKUP_CHECKPOINT) -> tuple[Decoder, dict]:
     """``(model, saved)``: the shipped lookup GPT in float32, in eval mode, and what was saved with it."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = new_lookup_gpt(saved["model"]["token_embed.weight"].shape[0])
-    model.load_state_dict({k: v.float() for k, v in saved["model"].items()})
-    return model.eval(), saved
+    return load_checkpoint(path, build=new_lookup_gpt)

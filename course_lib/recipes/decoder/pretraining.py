@@ -158,9 +158,10 @@ def save_checkpoint(path: str | Path = CHECKPOINT, steps: int = CHECKPOINT_STEPS
     return state
 
 
-def load_checkpoint(path: str | Path = CHECKPOINT) -> tuple[Decoder, dict]:
-    """``(model, saved)``: the shipped GPT in float32, in eval mode, and everything saved with it."""
+def load_checkpoint(path: str | Path = CHECKPOINT, build=None) -> tuple[Decoder, dict]:
+    """``(model, saved)``: a shipped GPT in float32, in eval mode, and everything saved with it.
+    ``build(vocab_size)`` makes the empty model (default: ``new_gpt``)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = new_gpt(saved["model"]["token_embed.weight"].shape[0])
+    model = (build or new_gpt)(saved["model"]["token_embed.weight"].shape[0])
     model.load_state_dict({k: v.float() for k, v in saved["model"].items()})
     return model.eval(), saved

@@ -71,3 +71,34 @@ def test_the_description_travels_in_the_figure_file_to_the_alt_text(tmp_path):
     assert figure_description(tmp_path / "b.svg") == "a <drawing> & more"
     assert figure_description(tmp_path / "c.png") is None
     assert set(size) == {"width", "height"}  # shown at half its pixels: sharp on high-DPI screens
+
+
+def test_a_figure_is_drawn_with_its_words_from_a_catalogue():
+    """The Korean edition's figures: the words a reader reads are swapped through the catalogue
+    (numbers kept), numbers matplotlib made stay, and the figure is whole again afterwards."""
+    from course_lib.figure_translation import figure_messages, translated
+    from course_lib.viz import describe_figure
+
+    with plt.rc_context():  # the Hangul font for this test only
+        use_hangul_font()  # the translated words are Hangul
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], label="train")
+        ax.bar(["scratch", "masked LM"], [0.9, 0.98], label="accuracy")
+        ax.set(title="accuracy after 300 steps", xlabel="start", ylabel="validation accuracy")
+        ax.legend()
+        ax.annotate("best", (1, 0.98))
+        assert figure_messages(fig) == ["accuracy after {0} steps", "start", "validation accuracy", "best",
+                                        "train", "accuracy", "scratch", "masked LM"]
+        catalogue = {"accuracy after {0} steps": "{0} 스텝 뒤 정확도", "start": "시작점", "train": "학습",
+                     "scratch": "처음부터", "best": "최고"}
+        fig.canvas.draw()
+        before = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        with translated(fig, catalogue):
+            assert ax.get_title() == "300 스텝 뒤 정확도" and ax.get_xlabel() == "시작점"
+            assert ax.get_ylabel() == "validation accuracy"  # not in the catalogue: left as it was
+            fig.canvas.draw()  # tick labels are written at drawing time
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["처음부터", "masked LM"]
+            assert describe_figure(fig, language="ko").startswith("그림. 300 스텝 뒤 정확도; x축: 시작점")
+        fig.canvas.draw()
+        assert [t.get_text() for t in fig.findobj(matplotlib.text.Text)] == before
+        plt.close(fig)

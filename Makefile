@@ -14,10 +14,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: install book test test-fast lab hub release clean help
 
 help:
-	@echo "make book     build and execute the whole book (HTML in book/_build/html)"
+	@echo "make book     build and execute the whole book (HTML in book/_build/html, 한국어판 in book/_build/html/ko)"
 	@echo "make test     run the whole test suite"
 	@echo "make test-fast  the tests not marked slow (a few minutes)"
-	@echo "make lab      open JupyterLab on exercises/"
+	@echo "make lab      open JupyterLab on exercises/ (LANG=ko_KR.UTF-8 make lab: in Korean)"
 	@echo "make hub      (as root) the course JupyterHub on 127.0.0.1, for a demo (deploy/jupyterhub/)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 
@@ -48,8 +48,9 @@ test: $(STAMP) $(CHP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow" --durations=10
 
+# In the locale's language where a JupyterLab language pack is installed: LANG=ko_KR.UTF-8 make lab.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=exercises $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python -m course_lib.lab
 
 # A class on one server: JupyterHub, nbgrader's exchange, learner and instructor roles.
 hub: $(STAMP) $(CHP)

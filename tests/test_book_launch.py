@@ -19,7 +19,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .test_book import BOOK, ROOT, toc_files
+from .test_book import BOOK, ROOT, code_pages, toc_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 
@@ -45,7 +45,7 @@ def repository_path(url: str) -> str:
 def test_every_launch_link_opens_a_file_that_exists(built_book):
     html = built_book  # book/_build/html
     checked = 0
-    for page in toc_files():
+    for page in code_pages():
         links = launch_links((html / f"{page}.html").read_text())
         assert links, f"{page}.html has no launch button"
         for url in links:
@@ -54,7 +54,7 @@ def test_every_launch_link_opens_a_file_that_exists(built_book):
             if urlparse(url).netloc == "colab.research.google.com":
                 assert path.endswith(".ipynb"), f"Colab opens only notebooks, but {page}.html sends it {path}"
             checked += 1
-    assert checked >= len(toc_files())
+    assert checked >= len(code_pages())
 
 
 def _requirements(dist: str, extras: set[str], seen: set[str]) -> None:

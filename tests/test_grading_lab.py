@@ -1,9 +1,11 @@
 """`make lab`: a real JupyterLab server on loopback serves the exercises, with nbgrader's
-Validate button (its lab extension and its server handler) working."""
+Validate button (its lab extension and its server handler) working, in Korean when the
+locale asks for it (LANG=ko_KR.UTF-8 make lab)."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,10 +37,13 @@ def _call(url: str, token: str, method: str = "GET", data: dict | None = None, t
 def lab(tmp_path_factory):
     port, token = _free_port(), uuid.uuid4().hex
     runtime = tmp_path_factory.mktemp("jupyter-runtime")
-    # The command `make lab` runs (from the repository root), plus a fixed port and token.
-    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--notebook-dir=exercises", "--no-browser",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-           "--ServerApp.port_retries=0", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    # The command `LANG=ko_KR.UTF-8 make lab` runs, plus a fixed port and token; the language
+    # setting goes to a folder of the test's own.
+    from course_lib.lab import lab_command
+
+    cmd = lab_command(dict(os.environ, LANG="ko_KR.UTF-8"), settings_root=runtime / "settings") + [
+        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+        "--ServerApp.port_retries=0"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), PYDEVD_DISABLE_FILE_VALIDATION="1")
     log = open(runtime / "lab.log", "w")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -79,6 +84,27 @@ def test_nbgrader_validate_extension_is_loaded_and_answers(lab):
     assert status == 200 and result["success"], result
     failed = result["value"]["failed"]  # the blank exercise fails every visible test
     assert any("NotImplementedError" in f["raw_error"] for f in failed)
+
+
+def test_korean_locale_shows_jupyterlab_in_korean(lab):
+    base, token, _ = lab
+    _, setting = _call(f"{base}/lab/api/settings/@jupyterlab/translation-extension:plugin", token)
+    assert setting["settings"]["locale"] == "ko_KR"
+    _, pack = _call(f"{base}/lab/api/translations/ko_KR", token)
+    assert pack["data"]["jupyterlab"]["Edit"] == ["편집"], pack["message"]
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(f"{base}/lab?token={token}")
+        page.wait_for_selector(".lm-MenuBar-itemLabel", timeout=120000)
+        menus = " ".join(page.locator(".lm-MenuBar-itemLabel").all_inner_texts())
+        browser.close()
+    assert "파일" in menus and "편집" in menus, f"the menu bar reads {menus!r}"
 
 
 def test_server_shuts_down_cleanly(lab):

@@ -22,7 +22,10 @@ import time
 import traceback
 from pathlib import Path
 
-import nbformat
+from .nbgrader_run import skip_iri_checker
+
+skip_iri_checker()  # before nbformat: see nbgrader_run.SKIP_IRI_CHECKER
+import nbformat  # noqa: E402
 
 
 def _config(root: Path, job: dict):

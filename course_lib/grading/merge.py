@@ -8,6 +8,7 @@ it stands out in nbgrader's formgrader.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import warnings
 from datetime import datetime
@@ -34,7 +35,14 @@ def ensure_assignment(gradebook: Path, template_gradebook: Path, assignment: str
     """Copy the assignment's structure (notebooks and cells) from the template gradebook.
 
     The due date is left as the course's gradebook has it: the template never has one.
+    A course without a gradebook yet starts from a copy of the template's, emptied of its
+    assignment: nbgrader creates a new gradebook by running ``alembic heads`` in a subprocess
+    (about 2 s), while the template's was made, and stamped, by ``generate_assignment``.
     """
+    if not Path(gradebook).exists():
+        shutil.copyfile(template_gradebook, gradebook)
+        with Gradebook(db_url(gradebook), course_id) as fresh:
+            fresh.remove_assignment(assignment)
     with Gradebook(db_url(template_gradebook)) as src, Gradebook(db_url(gradebook), course_id) as dst:
         ref = src.find_assignment(assignment)
         dst.update_or_create_assignment(assignment)

@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	# pip compiles what it installs, but course_lib is installed in place (-e): compile it too,
+	# since with PYTHONDONTWRITEBYTECODE (or in a grading kernel) every process compiles it anew.
+	$(BIN)/python -m compileall -q course_lib
 	touch $(STAMP)
 
 # The hub's proxy, configurable-http-proxy from npm, in a project-local prefix; without npm
